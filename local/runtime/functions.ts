@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import type { Context } from 'aws-lambda';
+
+// biome-ignore lint/suspicious/noExplicitAny: Lambda handlers take and return any JSON.
+export type LambdaHandler = (event: any, context: Context) => Promise<any>;
+
+export interface LocalFunction {
+  name: string;
+  handler: LambdaHandler;
+  timeoutSeconds: number;
+  memoryMb: number;
+}
+
+/** What a failed invocation reports, shaped as Lambda's `X-Amz-Function-Error` payload. */
+export interface FunctionError {
+  errorType: string;
+  errorMessage: string;
+  trace?: string[];
+}
+
+export type InvokeOutcome = { ok: true; result: unknown } | { ok: false; error: FunctionError };
+
+export class FunctionNotFoundError extends Error {
+  constructor(readonly functionName: string) {
+    super(`Function not found: ${functionName}`);
+  }
+}
+
+/**
+ * Plays the Lambda service for functions registered in this process: builds the context object,
+ * enforces the timeout (the late handler keeps running, as nothing can kill it in-process, but its
+ * answer is dropped) and turns throws into Lambda's error payload.
+ */
+export class FunctionHost {
+  private readonly functions = new Map<string, LocalFunction>();
+
+  constructor(
+    private readonly region: string,
+    private readonly accountId = '000000000000',
+  ) {}
+
+  register(fn: LocalFunction): void {
+    this.functions.set(fn.name, fn);
+  }
+
+  has(name: string): boolean {
+    return this.functions.has(name);
+  }
+
+  names(): string[] {
+    return [...this.functions.keys()];
+  }
+
+  arn(name: string): string {
+    return `arn:aws:lambda:${this.region}:${this.accountId}:function:${name}`;
+  }
+
+  async invoke(name: string, event: unknown): Promise<InvokeOutcome> {
+    const fn = this.functions.get(name);
+    if (!fn) throw new FunctionNotFoundError(name);
+    const timeoutMs = fn.timeoutSeconds * 1000;
+    const deadline = Date.now() + timeoutMs;
+    const requestId = randomUUID();
+    const context: Context = {
+      callbackWaitsForEmptyEventLoop: true,
+      functionName: fn.name,
+      functionVersion: '$LATEST',
+      invokedFunctionArn: this.arn(fn.name),
+      memoryLimitInMB: String(fn.memoryMb),
+      awsRequestId: requestId,
+      logGroupName: `/aws/lambda/${fn.name}`,
+      logStreamName: `local/${requestId}`,
+      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+      done: () => {},
+      fail: () => {},
+      succeed: () => {},
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<InvokeOutcome>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            ok: false,
+            error: {
+              errorType: 'Sandbox.Timedout',
+              errorMessage: `Task timed out after ${fn.timeoutSeconds.toFixed(2)} seconds`,
+            },
+          }),
+        timeoutMs,
+      );
+    });
+    const run = (async (): Promise<InvokeOutcome> => {
+      try {
+        return { ok: true, result: await fn.handler(event, context) };
+      } catch (thrown) {
+        return { ok: false, error: toFunctionError(thrown) };
+      }
+    })();
+    try {
+      return await Promise.race([run, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+export function toFunctionError(thrown: unknown): FunctionError {
+  if (thrown instanceof Error) {
+    return {
+      errorType: thrown.name || 'Error',
+      errorMessage: thrown.message,
+      trace: thrown.stack?.split('\n'),
+    };
+  }
+  return { errorType: 'Error', errorMessage: String(thrown) };
+}

@@ -1,0 +1,60 @@
+/**
+ * One error type per failure a caller can act on. The core throws these; each entry point maps
+ * them to its own reply (HTTP status, dead-letter reason…). Anything else is a bug.
+ */
+
+export type ErrorCode =
+  | 'VALIDATION_FAILED'
+  | 'UNKNOWN_PROCESSOR'
+  | 'NOT_FOUND'
+  | 'IDEMPOTENCY_MISMATCH'
+  | 'INVALID_STATE'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'INTERNAL';
+
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+export abstract class JobsError extends Error {
+  abstract readonly code: ErrorCode;
+  constructor(
+    message: string,
+    readonly details: ErrorDetail[] = [],
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class ValidationError extends JobsError {
+  readonly code = 'VALIDATION_FAILED';
+}
+
+export class UnknownProcessorError extends JobsError {
+  readonly code = 'UNKNOWN_PROCESSOR';
+}
+
+export class NotFoundError extends JobsError {
+  readonly code = 'NOT_FOUND';
+}
+
+export class IdempotencyMismatchError extends JobsError {
+  readonly code = 'IDEMPOTENCY_MISMATCH';
+}
+
+export class InvalidStateError extends JobsError {
+  readonly code = 'INVALID_STATE';
+}
+
+export class PayloadTooLargeError extends JobsError {
+  readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+export class UnsupportedMediaTypeError extends JobsError {
+  readonly code = 'UNSUPPORTED_MEDIA_TYPE';
+}

@@ -1,0 +1,148 @@
+/**
+ * The one declaration of the cloud resources: tables, queues, buckets, functions, routes,
+ * event sources and schedules. `local/` creates these in the embedded cloud and `infra/` turns the
+ * same objects into CloudFormation, so the two cannot drift. Every table/queue setting lives here.
+ */
+
+export type AttributeType = 'S' | 'N';
+
+export interface KeyDeclaration {
+  name: string;
+  type: AttributeType;
+}
+
+export interface IndexDeclaration {
+  /** 3+ characters: dynalite and DynamoDB Local refuse shorter index names. */
+  name: string;
+  partitionKey: KeyDeclaration;
+  sortKey?: KeyDeclaration;
+}
+
+export interface TableDeclaration {
+  name: string;
+  partitionKey: KeyDeclaration;
+  sortKey?: KeyDeclaration;
+  /** Epoch-seconds attribute DynamoDB TTL deletes by (free deletes; see ARCHITECTURE.md). */
+  ttlAttribute?: string;
+  indexes: IndexDeclaration[];
+}
+
+export interface QueueDeclaration {
+  name: string;
+  visibilityTimeoutSeconds: number;
+  retentionSeconds: number;
+  /** Where messages go after `maxReceiveCount` failed receives. */
+  deadLetter?: { queue: string; maxReceiveCount: number };
+}
+
+export interface BucketDeclaration {
+  name: string;
+  /** Objects under these prefixes expire after the retention given per environment. */
+  expiringPrefixes: string[];
+}
+
+export interface FunctionDeclaration {
+  /** Module (from the repository root) that exports `handler`. */
+  entry: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+}
+
+export interface EventSourceDeclaration {
+  queue: QueueKey;
+  function: FunctionKey;
+  /** Messages per invocation (≤ 10 keeps one ReceiveMessage per batch). */
+  batchSize: number;
+  /** Concurrent pollers/invocations for this mapping. */
+  maxConcurrency: number;
+}
+
+export interface ScheduleDeclaration {
+  function: FunctionKey;
+  rateSeconds: number;
+}
+
+/** Seconds the API function may run: API Gateway HTTP API integrations stop at 30 s. */
+const API_TIMEOUT_SECONDS = 29;
+
+const functions = {
+  api: { entry: 'functions/api/handler.ts', timeoutSeconds: API_TIMEOUT_SECONDS, memoryMb: 512 },
+} satisfies Record<string, FunctionDeclaration>;
+
+export type FunctionKey = keyof typeof functions;
+
+/** AWS advises a queue's visibility timeout of at least 6× the timeout of the function consuming it. */
+export const VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
+
+const queues = {
+  work: {
+    name: 'work',
+    visibilityTimeoutSeconds: 180,
+    retentionSeconds: 4 * 24 * 3600,
+    deadLetter: { queue: 'workDlq', maxReceiveCount: 5 },
+  },
+  workDlq: { name: 'work-dlq', visibilityTimeoutSeconds: 180, retentionSeconds: 14 * 24 * 3600 },
+  submit: {
+    name: 'submit',
+    visibilityTimeoutSeconds: 180,
+    retentionSeconds: 4 * 24 * 3600,
+    deadLetter: { queue: 'submitDlq', maxReceiveCount: 5 },
+  },
+  submitDlq: { name: 'submit-dlq', visibilityTimeoutSeconds: 180, retentionSeconds: 14 * 24 * 3600 },
+} as const satisfies Record<string, QueueDeclaration>;
+
+export type QueueKey = keyof typeof queues;
+
+const tables = {
+  jobs: {
+    name: 'jobs',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: 'expiresAt',
+    indexes: [],
+  },
+} satisfies Record<string, TableDeclaration>;
+
+export type TableKey = keyof typeof tables;
+
+const buckets = {
+  data: { name: 'data', expiringPrefixes: ['inputs/', 'outputs/', 'payloads/'] },
+} satisfies Record<string, BucketDeclaration>;
+
+export type BucketKey = keyof typeof buckets;
+
+/**
+ * HTTP API routes in API Gateway's route-key syntax. `$default` catches everything else so unknown
+ * paths get the contract's JSON 404 instead of API Gateway's plain one.
+ */
+const api = {
+  function: 'api' as FunctionKey,
+  routes: ['GET /v1/health', '$default'],
+};
+
+const eventSources: EventSourceDeclaration[] = [];
+
+const schedules: Record<string, ScheduleDeclaration> = {};
+
+export const resources = { tables, queues, buckets, functions, api, eventSources, schedules } as const;
+
+export type Resources = typeof resources;
+
+/** Physical names carry the environment (stage), e.g. `jobs-dev-work-dlq`. */
+export function physicalName(stage: string, logicalName: string): string {
+  return `jobs-${stage}-${logicalName}`;
+}
+
+/**
+ * The environment variables a function reads to find its resources. Both the CDK stack and the
+ * local runtime set exactly these, so handlers never know where they run.
+ */
+export const resourceEnv = {
+  table: (key: TableKey) => `TABLE_${key.toUpperCase()}`,
+  queueUrl: (key: QueueKey) => `QUEUE_URL_${snake(key)}`,
+  bucket: (key: BucketKey) => `BUCKET_${key.toUpperCase()}`,
+} as const;
+
+function snake(key: string): string {
+  return key.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase();
+}
