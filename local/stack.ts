@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { demoProcessors } from '../examples/processors/local.js';
+import type { ProcessorConfig } from '../shared/core/processors.js';
 import { json } from '../shared/http/responses.js';
 import {
   type BucketKey,
@@ -43,6 +45,10 @@ export interface LocalStackOptions {
   /** Functions beyond the declared ones: demo processors, test fixtures. */
   extraFunctions?: LocalFunction[];
   extraEventSources?: ExtraEventSource[];
+  /** Register the demo processors of API.md (default true). */
+  demo?: boolean;
+  /** More processors to register (name → config), beside the demo ones. */
+  processors?: Record<string, ProcessorConfig>;
   /** Start the declared event sources and schedules (tests may prefer to step them). */
   startPollers?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -119,6 +125,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       AWS_ENDPOINT_URL_LAMBDA: `http://127.0.0.1:${lambdaPort}`,
       STAGE: stage,
     };
+    const demo = (options.demo ?? true) ? demoProcessors(stage) : { functions: [], processors: {} };
+    vars.PROCESSORS = JSON.stringify({ ...demo.processors, ...options.processors });
     if (cloud.mode === 'embedded' || !env.AWS_ACCESS_KEY_ID) {
       Object.assign(vars, {
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
@@ -141,7 +149,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         memoryMb: fn.memoryMb,
       });
     }
-    for (const fn of options.extraFunctions ?? []) host.register(fn);
+    for (const fn of [...demo.functions, ...(options.extraFunctions ?? [])]) host.register(fn);
 
     const sqs = new SQSClient({});
     stopping.unshift(async () => sqs.destroy());
@@ -197,6 +205,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const apiPort = await listen(api, options.port ?? 0);
     stopping.unshift(() => closeServer(api));
     info.api = `http://127.0.0.1:${apiPort}`;
+    // Cooperative demo processors (demo.sleep) watch their job through the public API.
+    stopping.push(setEnv({ JOBS_API_URL: info.api }));
 
     let stopped: Promise<void> | undefined;
     return {

@@ -62,29 +62,40 @@ export interface ScheduleDeclaration {
   rateSeconds: number;
 }
 
+/** AWS advises a queue's visibility timeout of at least 6× the timeout of the function consuming it. */
+export const VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
+
 /** Seconds the API function may run: API Gateway HTTP API integrations stop at 30 s. */
 const API_TIMEOUT_SECONDS = 29;
 
 const functions = {
   api: { entry: 'functions/api/handler.ts', timeoutSeconds: API_TIMEOUT_SECONDS, memoryMb: 512 },
+  /** Runs tasks: its timeout bounds every processor's timeout (plus a margin to record the outcome). */
+  worker: { entry: 'functions/worker/handler.ts', timeoutSeconds: 300, memoryMb: 512 },
+  submitConsumer: { entry: 'functions/submit-consumer/handler.ts', timeoutSeconds: 30, memoryMb: 256 },
+  /** Turns dead-lettered task messages into recorded `poison` failures. */
+  deadLetters: { entry: 'functions/dead-letters/handler.ts', timeoutSeconds: 30, memoryMb: 256 },
 } satisfies Record<string, FunctionDeclaration>;
 
 export type FunctionKey = keyof typeof functions;
 
-/** AWS advises a queue's visibility timeout of at least 6× the timeout of the function consuming it. */
-export const VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
-
 const queues = {
   work: {
     name: 'work',
-    visibilityTimeoutSeconds: 180,
+    visibilityTimeoutSeconds: VISIBILITY_PER_FUNCTION_TIMEOUT * functions.worker.timeoutSeconds,
     retentionSeconds: 4 * 24 * 3600,
-    deadLetter: { queue: 'workDlq', maxReceiveCount: 5 },
+    // Above any processor's maxAttempts (a retry is a receive): attempts are counted in DynamoDB,
+    // the redrive only catches messages the worker itself keeps failing on.
+    deadLetter: { queue: 'workDlq', maxReceiveCount: 30 },
   },
-  workDlq: { name: 'work-dlq', visibilityTimeoutSeconds: 180, retentionSeconds: 14 * 24 * 3600 },
+  workDlq: {
+    name: 'work-dlq',
+    visibilityTimeoutSeconds: VISIBILITY_PER_FUNCTION_TIMEOUT * functions.deadLetters.timeoutSeconds,
+    retentionSeconds: 14 * 24 * 3600,
+  },
   submit: {
     name: 'submit',
-    visibilityTimeoutSeconds: 180,
+    visibilityTimeoutSeconds: VISIBILITY_PER_FUNCTION_TIMEOUT * functions.submitConsumer.timeoutSeconds,
     retentionSeconds: 4 * 24 * 3600,
     deadLetter: { queue: 'submitDlq', maxReceiveCount: 5 },
   },
@@ -117,10 +128,14 @@ export type BucketKey = keyof typeof buckets;
  */
 const api = {
   function: 'api' as FunctionKey,
-  routes: ['GET /v1/health', '$default'],
+  routes: ['GET /v1/health', 'POST /v1/jobs', 'GET /v1/jobs/{id}', 'POST /v1/jobs/{id}/abort', '$default'],
 };
 
-const eventSources: EventSourceDeclaration[] = [];
+const eventSources: EventSourceDeclaration[] = [
+  { queue: 'work', function: 'worker', batchSize: 10, maxConcurrency: 4 },
+  { queue: 'submit', function: 'submitConsumer', batchSize: 10, maxConcurrency: 2 },
+  { queue: 'workDlq', function: 'deadLetters', batchSize: 10, maxConcurrency: 1 },
+];
 
 const schedules: Record<string, ScheduleDeclaration> = {};
 

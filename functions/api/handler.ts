@@ -2,17 +2,69 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { z } from 'zod';
+import { wiring } from '../../shared/aws/wiring.js';
 import { NotFoundError } from '../../shared/core/errors.js';
+import { isTerminal } from '../../shared/core/model.js';
+import { idempotencyKeySchema, parseOrThrow } from '../../shared/core/schemas.js';
+import { toJobView } from '../../shared/core/view.js';
 import { type ApiEvent, DEFAULT_MAX_BODY_BYTES, httpErrors, jsonBody } from '../../shared/http/middleware.js';
 import { json } from '../../shared/http/responses.js';
 
 const logger = new Logger({ serviceName: 'jobs-api' });
 
+const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
+  logger[level](message, data ?? {});
+
 type Route = (event: ApiEvent) => Promise<APIGatewayProxyStructuredResultV2>;
+
+const noQuery = z.strictObject({});
+const readQuery = z.strictObject({ wait: z.coerce.number().min(0).max(20).optional() });
+
+function jobId(event: ApiEvent): string {
+  const id = event.pathParameters?.id;
+  if (!id) throw new NotFoundError('No job id');
+  return id;
+}
+
+/** Long poll: re-read with growing pauses until the job is terminal or the wait is over. */
+async function readUntilTerminal(id: string, waitSeconds: number) {
+  const { engine } = wiring(engineLog);
+  const until = Date.now() + waitSeconds * 1000;
+  let pause = 100;
+  for (;;) {
+    const job = await engine.get(id);
+    if (isTerminal(job.status) || Date.now() + pause > until) return job;
+    await new Promise((r) => setTimeout(r, pause));
+    pause = Math.min(pause * 2, 1000);
+  }
+}
 
 /** Route keys exactly as declared in shared/resources.ts (`api.routes`). */
 const routes: Record<string, Route> = {
   'GET /v1/health': async () => json(200, { status: 'ok' }),
+
+  'POST /v1/jobs': async (event) => {
+    parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
+    const header = event.headers['idempotency-key'];
+    const key = header === undefined ? undefined : parseOrThrow(idempotencyKeySchema, header, 'Idempotency-Key header');
+    const { engine, payloads } = wiring(engineLog);
+    const { job, created } = await engine.submit(event.json, key);
+    return json(created ? 202 : 200, await toJobView(job, payloads), { location: `/v1/jobs/${job.id}` });
+  },
+
+  'GET /v1/jobs/{id}': async (event) => {
+    const { wait = 0 } = parseOrThrow(readQuery, event.queryStringParameters ?? {}, 'Query');
+    const job = await readUntilTerminal(jobId(event), wait);
+    return json(200, await toJobView(job, wiring(engineLog).payloads));
+  },
+
+  'POST /v1/jobs/{id}/abort': async (event) => {
+    parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
+    const { engine, payloads } = wiring(engineLog);
+    const { job, changed } = await engine.abort(jobId(event));
+    return json(changed ? 202 : 200, await toJobView(job, payloads));
+  },
 };
 
 async function route(event: ApiEvent): Promise<APIGatewayProxyStructuredResultV2> {

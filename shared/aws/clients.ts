@@ -46,10 +46,17 @@ export function createClients(env: NodeJS.ProcessEnv = process.env): Clients {
   };
 }
 
-let shared: Clients | undefined;
+let shared: { key: string; clients: Clients } | undefined;
 
-/** Clients reused across invocations of a warm Lambda (connection reuse is most of their cost). */
+/**
+ * Clients reused across invocations of a warm Lambda (connection reuse is most of their cost);
+ * rebuilt if the endpoints change, as when a local stack restarts in the same process.
+ */
 export function clients(): Clients {
-  shared ??= createClients();
-  return shared;
+  const key = Object.entries(process.env)
+    .filter(([name]) => name.startsWith('AWS_ENDPOINT_URL') || name === 'AWS_REGION')
+    .sort()
+    .join(';');
+  if (shared?.key !== key) shared = { key, clients: createClients() };
+  return shared.clients;
 }

@@ -1,0 +1,71 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { clients } from '../../shared/aws/clients.js';
+import { wiring } from '../../shared/aws/wiring.js';
+import { JobsError } from '../../shared/core/errors.js';
+import { resourceEnv } from '../../shared/resources.js';
+
+const logger = new Logger({ serviceName: 'jobs-submit' });
+const processor = new BatchProcessor(EventType.SQS);
+
+/**
+ * Direct enqueue: the message body is a `POST /v1/jobs` body. The idempotency key is the
+ * `IdempotencyKey` attribute or else the message id, so a redelivered message never makes a second
+ * job. A message the contract refuses creates nothing and moves to the submit dead-letter queue
+ * with its reason; anything else (an outage) is retried by SQS.
+ */
+async function submitRecord(record: SQSRecord): Promise<void> {
+  const key = record.messageAttributes.IdempotencyKey?.stringValue ?? record.messageId;
+  const { engine } = wiring((level, message, data) => logger[level](message, data ?? {}));
+  try {
+    let body: unknown;
+    try {
+      body = JSON.parse(record.body);
+    } catch {
+      throw new RefusedMessage('VALIDATION_FAILED', 'Message body is not JSON', []);
+    }
+    const { job, created } = await engine.submit(body, key);
+    logger.info(created ? 'job submitted from queue' : 'queued submission replayed', {
+      jobId: job.id,
+      messageId: record.messageId,
+    });
+  } catch (error) {
+    if (!(error instanceof JobsError)) throw error;
+    const reason = { code: error.code, message: error.message, details: error.details };
+    logger.warn('submission refused, moved to the dead-letter queue', { messageId: record.messageId, reason });
+    await clients().sqs.send(
+      new SendMessageCommand({
+        QueueUrl: process.env[resourceEnv.queueUrl('submitDlq')],
+        MessageBody: record.body,
+        MessageAttributes: {
+          Reason: { DataType: 'String', StringValue: JSON.stringify(reason).slice(0, 4096) },
+          SourceMessageId: { DataType: 'String', StringValue: record.messageId },
+        },
+      }),
+    );
+  }
+}
+
+class RefusedMessage extends JobsError {
+  constructor(
+    readonly code: 'VALIDATION_FAILED',
+    message: string,
+    details: { path: string; message: string }[],
+  ) {
+    super(message, details);
+  }
+}
+
+export const handler = middy<SQSEvent, SQSBatchResponse>()
+  .use(injectLambdaContext(logger))
+  .handler((event, context) =>
+    processPartialResponse(event, submitRecord, processor, {
+      context,
+      processInParallel: true,
+      throwOnFullBatchFailure: false,
+    }),
+  );

@@ -1,0 +1,59 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { clients } from '../../shared/aws/clients.js';
+import { wiring } from '../../shared/aws/wiring.js';
+import { parseJson, taskMessageSchema } from '../../shared/core/schemas.js';
+import { resourceEnv } from '../../shared/resources.js';
+
+const logger = new Logger({ serviceName: 'jobs-worker' });
+const processor = new BatchProcessor(EventType.SQS);
+
+/** Thrown so the batch processor reports the record as failed and SQS brings it back later. */
+class RetryLater extends Error {}
+
+function setVisibility(record: SQSRecord, seconds: number) {
+  return clients().sqs.send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: process.env[resourceEnv.queueUrl('work')],
+      ReceiptHandle: record.receiptHandle,
+      VisibilityTimeout: Math.max(0, Math.min(43_200, Math.ceil(seconds))),
+    }),
+  );
+}
+
+/**
+ * One task message. The message is the lease: while the processor runs, its visibility is the
+ * processor's timeout plus a margin, so a worker that dies loses the task only for that long.
+ * A retry with backoff is a visibility change plus a reported failure.
+ */
+async function runRecord(record: SQSRecord): Promise<void> {
+  const parsed = taskMessageSchema.safeParse(parseJson(record.body));
+  if (!parsed.success) {
+    logger.error('Unreadable task message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
+    return;
+  }
+  const { engine } = wiring((level, message, data) => logger[level](message, data ?? {}));
+  const verdict = await engine.runTask(
+    parsed.data,
+    { messageId: record.messageId },
+    { onLease: (seconds) => setVisibility(record, seconds).then(() => undefined) },
+  );
+  if (verdict.kind === 'retry') {
+    await setVisibility(record, verdict.delaySeconds);
+    throw new RetryLater(`retry in ${verdict.delaySeconds} s`);
+  }
+}
+
+export const handler = middy<SQSEvent, SQSBatchResponse>()
+  .use(injectLambdaContext(logger))
+  .handler((event, context) =>
+    processPartialResponse(event, runRecord, processor, {
+      context,
+      processInParallel: true,
+      throwOnFullBatchFailure: false,
+    }),
+  );

@@ -1,0 +1,188 @@
+import { createHmac } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { ProcessorInvoker, TaskRequest } from '../core/ports.js';
+import type { Processor } from '../core/processors.js';
+import { taskReplySchema } from '../core/schemas.js';
+import type { AttemptOutcome } from '../core/transitions.js';
+
+const MAX_REPLY_BYTES = 6 * 1024 * 1024;
+
+function crash(message: string): AttemptOutcome {
+  return { status: 'error', error: { kind: 'crash', message }, retryable: true };
+}
+
+function timeout(message: string): AttemptOutcome {
+  return { status: 'error', error: { kind: 'timeout', message }, retryable: true };
+}
+
+/** Reads a processor's reply by the contract; anything off-contract is a crash (retried). */
+export function classifyReply(reply: unknown): AttemptOutcome {
+  const parsed = taskReplySchema.safeParse(reply);
+  if (!parsed.success) return crash('processor reply does not match the contract');
+  if (parsed.data.status === 'ok') return { status: 'ok', result: parsed.data.result ?? null };
+  const error = parsed.data.error ?? {};
+  return {
+    status: 'error',
+    error: {
+      kind: 'error',
+      ...(error.code ? { code: error.code } : {}),
+      message: error.message ?? 'processor reported an error',
+    },
+    retryable: error.retryable === true,
+  };
+}
+
+/** Calls processors by their target kind. */
+export class TargetInvoker implements ProcessorInvoker {
+  constructor(
+    private readonly lambda: LambdaClient,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  invoke(processor: Processor, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome> {
+    const target = processor.target;
+    if (target.type === 'lambda') return this.invokeLambda(target.functionName, request, signal);
+    const secret = this.env[target.secretEnv];
+    if (!secret) return Promise.resolve(crash(`signing secret ${target.secretEnv} is not configured`));
+    return invokeHttp(target.url, secret, Boolean(target.allowPrivateNetwork), request, signal);
+  }
+
+  private async invokeLambda(functionName: string, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome> {
+    let response: InvokeCommandOutput;
+    try {
+      response = await this.lambda.send(
+        new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify(request)) }),
+        { abortSignal: signal },
+      );
+    } catch (error) {
+      if (signal.aborted) return timeout('processor did not answer in time');
+      return crash(`invoke failed: ${(error as Error).name}: ${(error as Error).message}`);
+    }
+    const text = Buffer.from(response.Payload ?? []).toString('utf8');
+    if (response.FunctionError) {
+      let detail: { errorType?: string; errorMessage?: string } = {};
+      try {
+        detail = JSON.parse(text);
+      } catch {}
+      if (detail.errorType === 'Sandbox.Timedout') return timeout(detail.errorMessage ?? 'processor timed out');
+      return crash(`${detail.errorType ?? 'Error'}: ${detail.errorMessage ?? 'processor threw'}`);
+    }
+    try {
+      return classifyReply(JSON.parse(text));
+    } catch {
+      return crash('processor reply is not JSON');
+    }
+  }
+}
+
+/** `X-Jobs-Signature: sha256=HEX(HMAC-SHA256(secret, timestamp + "." + body))` (API.md). */
+export function sign(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/** Loopback, private, link-local and unspecified addresses: off limits to HTTP processors by default. */
+export function isPrivateAddress(address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIP(v4) === 4) {
+    const [a = 0, b = 0] = v4.split('.').map(Number);
+    return (
+      a === 10 ||
+      a === 127 ||
+      a === 0 ||
+      (a === 169 && b === 254) ||
+      (a === 172 && b >= 16 && b <= 31) ||
+      (a === 192 && b === 168) ||
+      (a === 100 && b >= 64 && b <= 127)
+    );
+  }
+  const v6 = address.toLowerCase();
+  return v6 === '::1' || v6 === '::' || v6.startsWith('fc') || v6.startsWith('fd') || v6.startsWith('fe80');
+}
+
+async function invokeHttp(
+  url: string,
+  secret: string,
+  allowPrivate: boolean,
+  request: TaskRequest,
+  signal: AbortSignal,
+): Promise<AttemptOutcome> {
+  const target = new URL(url);
+  const hostname = target.hostname.replace(/^\[|\]$/g, '');
+  let address: string;
+  let family: number;
+  try {
+    const resolved = await lookup(hostname);
+    address = resolved.address;
+    family = resolved.family;
+  } catch (error) {
+    return crash(`cannot resolve ${hostname}: ${(error as Error).message}`);
+  }
+  // The address checked is the address connected to (no second lookup to rebind).
+  if (!allowPrivate && isPrivateAddress(address)) {
+    return {
+      status: 'error',
+      error: { kind: 'error', code: 'PRIVATE_ADDRESS', message: `${hostname} resolves to a private address` },
+      retryable: false,
+    };
+  }
+  const body = JSON.stringify(request);
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<AttemptOutcome>((resolve) => {
+    const req = send(
+      target,
+      {
+        method: 'POST',
+        signal,
+        lookup: (_host, _options, callback) => callback(null, [{ address, family }]),
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'x-jobs-timestamp': timestamp,
+          'x-jobs-signature': sign(secret, timestamp, body),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size <= MAX_REPLY_BYTES) chunks.push(chunk);
+        });
+        res.on('error', () =>
+          resolve(signal.aborted ? timeout('processor did not answer in time') : crash('reply interrupted')),
+        );
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (size > MAX_REPLY_BYTES) return resolve(crash('reply too large'));
+          if (status >= 200 && status < 300) {
+            if (text.trim() === '') return resolve({ status: 'ok', result: null });
+            try {
+              return resolve({ status: 'ok', result: JSON.parse(text) });
+            } catch {
+              return resolve(crash('2xx reply is not JSON'));
+            }
+          }
+          if (status === 408 || status === 429 || status >= 500) return resolve(crash(`HTTP ${status}`));
+          let message = `HTTP ${status}`;
+          let code = `HTTP_${status}`;
+          try {
+            const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+            if (parsed.error?.message) message = parsed.error.message;
+            if (parsed.error?.code) code = parsed.error.code;
+          } catch {}
+          resolve({ status: 'error', error: { kind: 'error', code, message }, retryable: false });
+        });
+      },
+    );
+    req.on('error', (error) =>
+      resolve(signal.aborted ? timeout('processor did not answer in time') : crash(`network: ${error.message}`)),
+    );
+    req.end(body);
+  });
+}

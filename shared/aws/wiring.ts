@@ -1,0 +1,74 @@
+import { JobEngine } from '../core/engine.js';
+import { systemClock } from '../core/ports.js';
+import { ProcessorRegistry } from '../core/processors.js';
+import { resourceEnv, resources } from '../resources.js';
+import { clients } from './clients.js';
+import { DynamoJobStore } from './job-store.js';
+import { S3PayloadStore } from './payloads.js';
+import { TargetInvoker } from './processor-invoker.js';
+import { SqsWorkQueue } from './work-queue.js';
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`Missing environment variable ${name}`);
+  return value;
+}
+
+export interface Wiring {
+  engine: JobEngine;
+  payloads: S3PayloadStore;
+}
+
+/**
+ * Builds the engine from the environment the CDK stack (or the local runtime) sets. Built once
+ * per warm Lambda; a bad processor configuration fails the cold start loudly.
+ */
+export function wiringFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  log?: ConstructorParameters<typeof JobEngine>[0]['log'],
+): Wiring {
+  const { doc, sqs, s3, lambda } = clients();
+  const payloads = new S3PayloadStore(
+    s3,
+    required(env, resourceEnv.bucket('data')),
+    Number(env.INLINE_PAYLOAD_LIMIT_BYTES ?? 64 * 1024),
+  );
+  const store = new DynamoJobStore(
+    doc,
+    required(env, resourceEnv.table('jobs')),
+    payloads,
+    Number(env.JOB_RETENTION_DAYS ?? 30),
+  );
+  const processors = ProcessorRegistry.fromJson(env.PROCESSORS ?? '{}', {
+    workerTimeoutSeconds: resources.functions.worker.timeoutSeconds,
+    maxReceiveCount: resources.queues.work.deadLetter.maxReceiveCount,
+  });
+  const engine = new JobEngine({
+    store,
+    queue: new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work'))),
+    invoker: new TargetInvoker(lambda, env),
+    payloads,
+    processors,
+    clock: systemClock,
+    ...(log ? { log } : {}),
+  });
+  return { engine, payloads };
+}
+
+let cached: { key: string; wiring: Wiring } | undefined;
+
+/**
+ * The wiring for the current environment, reused while it stays the same (a warm Lambda). Keyed on
+ * the variables it reads, so a local stack restarted in the same process gets fresh wiring.
+ */
+export function wiring(log?: Parameters<typeof wiringFromEnv>[1]): Wiring {
+  const key = JSON.stringify(
+    Object.entries(process.env)
+      .filter(([name]) =>
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION)/.test(name),
+      )
+      .sort(),
+  );
+  if (cached?.key !== key) cached = { key, wiring: wiringFromEnv(process.env, log) };
+  return cached.wiring;
+}

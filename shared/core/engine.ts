@@ -1,0 +1,259 @@
+import { IdempotencyMismatchError, NotFoundError, UnknownProcessorError, ValidationError } from './errors.js';
+import { jobIdForKey, newJobId, requestHash, taskId } from './ids.js';
+import type { Job } from './model.js';
+import type { Clock, JobStore, PayloadStore, ProcessorInvoker, WorkQueue } from './ports.js';
+import type { ProcessorRegistry } from './processors.js';
+import { parseOrThrow, type SubmitTasks, submitTasksSchema } from './schemas.js';
+import {
+  type AttemptOutcome,
+  abortJob,
+  completeAttempt,
+  createJob,
+  type Delivery,
+  poisonTask,
+  startAttempt,
+  type Transition,
+} from './transitions.js';
+
+export interface EngineDeps {
+  store: JobStore;
+  queue: WorkQueue;
+  invoker: ProcessorInvoker;
+  payloads: PayloadStore;
+  processors: ProcessorRegistry;
+  clock: Clock;
+  log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
+}
+
+/** What the worker must do with a task's message once `runTask` returns. */
+export type TaskVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number };
+
+/** How often a conditional write may lose to a concurrent one before we give up (the message is retried). */
+const MAX_CONFLICTS = 50;
+
+export class ConflictError extends Error {}
+
+/**
+ * The use cases of jobs of tasks. Each state change is: read the job, apply one pure transition,
+ * write it conditioned on the version read, and only then act on the outside world (send
+ * messages). A crash between the write and the send is repaired by redelivery or the sweeper.
+ */
+export class JobEngine {
+  constructor(private readonly deps: EngineDeps) {}
+
+  private log(level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) {
+    this.deps.log?.(level, message, data);
+  }
+
+  /**
+   * Submit. With an idempotency key the job id is derived from it, so a replay finds the first job
+   * with the same conditional write that would have created it.
+   */
+  async submit(body: unknown, headerKey?: string): Promise<{ job: Job; created: boolean }> {
+    if (body && typeof body === 'object' && 'batch' in body) {
+      throw new ValidationError('Batch jobs are not available in this version', [
+        { path: 'batch', message: 'not supported yet; submit tasks' },
+      ]);
+    }
+    const request: SubmitTasks = parseOrThrow(submitTasksSchema, body, 'Job');
+    if (headerKey !== undefined && request.idempotencyKey !== undefined && headerKey !== request.idempotencyKey) {
+      throw new ValidationError('Idempotency-Key header and idempotencyKey field differ', [
+        { path: 'idempotencyKey', message: 'must equal the Idempotency-Key header when both are given' },
+      ]);
+    }
+    const key = headerKey ?? request.idempotencyKey;
+    const unknown = request.tasks
+      .map((task, index) => ({ index, name: task.processor }))
+      .filter((t) => !this.deps.processors.get(t.name));
+    if (unknown.length > 0) {
+      throw new UnknownProcessorError(
+        `Unknown processor${unknown.length > 1 ? 's' : ''}: ${[...new Set(unknown.map((u) => u.name))].join(', ')}`,
+        unknown.map((u) => ({ path: `tasks[${u.index}].processor`, message: `'${u.name}' is not registered` })),
+      );
+    }
+    const { idempotencyKey: _, ...fields } = request;
+    const now = this.deps.clock.now();
+    const jobId = key !== undefined ? jobIdForKey(key) : newJobId(now);
+    const { job, enqueue } = createJob(fields, { jobId, taskIds: request.tasks.map((_, i) => taskId(jobId, i)) }, now, {
+      requestHash: requestHash(fields),
+      ...(key !== undefined ? { idempotencyKey: key } : {}),
+    });
+    const outcome = await this.deps.store.create(job);
+    if (!outcome.created) {
+      if (outcome.existing.requestHash !== job.requestHash) {
+        throw new IdempotencyMismatchError(`Idempotency key was already used with a different request`);
+      }
+      return { job: outcome.existing, created: false };
+    }
+    await this.send(job.id, enqueue);
+    this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: job.tasks.length });
+    return { job, created: true };
+  }
+
+  async get(id: string): Promise<Job> {
+    const job = await this.deps.store.get(id);
+    if (!job) throw new NotFoundError(`No job ${id}`);
+    return job;
+  }
+
+  async abort(id: string): Promise<{ job: Job; changed: boolean }> {
+    return this.update(id, (job) => {
+      const result = abortJob(job, this.deps.clock.now());
+      return { write: result.changed ? result.job : undefined, value: result };
+    }).then((r) => {
+      if (r.changed) this.log('info', 'job aborted', { jobId: id });
+      return r;
+    });
+  }
+
+  /**
+   * One delivery of a task's message: start an attempt, call the processor, record the outcome.
+   * Returns whether the message is done with or must come back after a delay.
+   */
+  async runTask(
+    message: { jobId: string; task: number },
+    delivery: Delivery,
+    hooks: { onLease?: (seconds: number) => Promise<void>; signal?: AbortSignal } = {},
+  ): Promise<TaskVerdict> {
+    const { jobId, task: index } = message;
+    const started = await this.update(
+      jobId,
+      (job) => {
+        const task = job.tasks[index];
+        const processor = task && this.deps.processors.get(task.processor);
+        if (!task || !processor)
+          return { value: { action: 'drop' as const, reason: 'unknown task or processor', enqueue: [] } };
+        const decision = startAttempt(job, index, delivery, processor, this.deps.clock.now());
+        return { write: decision.action === 'drop' ? undefined : decision.job, value: decision };
+      },
+      { missing: 'undefined' },
+    );
+    if (!started) {
+      this.log('warn', 'message for an unknown job dropped', { jobId, task: index });
+      return { kind: 'done' };
+    }
+    if (started.action === 'drop') {
+      this.log('info', `delivery dropped: ${started.reason}`, { jobId, task: index });
+      await this.send(jobId, started.enqueue);
+      return { kind: 'done' };
+    }
+    if (started.action === 'settle') {
+      this.log('warn', 'task failed: attempts exhausted', { jobId, task: index });
+      await this.send(jobId, started.enqueue);
+      return { kind: 'done' };
+    }
+
+    const job = started.job;
+    const task = job.tasks[index]!;
+    const processor = this.deps.processors.get(task.processor)!;
+    const attempt = started.attempt;
+    this.log('info', 'task started', { jobId, taskId: task.id, attempt });
+    await hooks.onLease?.(processor.timeoutSeconds + 10);
+
+    const deadline = AbortSignal.timeout(processor.timeoutSeconds * 1000);
+    const signal = hooks.signal ? AbortSignal.any([deadline, hooks.signal]) : deadline;
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await this.deps.invoker.invoke(
+        processor,
+        {
+          job: {
+            id: job.id,
+            type: job.type,
+            ...(job.name !== undefined ? { name: job.name } : {}),
+            ...(job.meta !== undefined ? { meta: job.meta } : {}),
+          },
+          task: {
+            id: task.id,
+            ...(task.name !== undefined ? { name: task.name } : {}),
+            processor: task.processor,
+            attempt,
+            input: await this.deps.payloads.resolve(task.input),
+          },
+        },
+        signal,
+      );
+    } catch (error) {
+      outcome = { status: 'error', error: { kind: 'crash', message: String(error) }, retryable: true };
+    }
+    if (deadline.aborted && outcome.status === 'error') {
+      outcome = {
+        status: 'error',
+        error: { kind: 'timeout', message: `no reply within ${processor.timeoutSeconds} s` },
+        retryable: true,
+      };
+    }
+
+    const completed = await this.update(jobId, (current) => {
+      const result = completeAttempt(current, index, attempt, outcome, processor, this.deps.clock.now());
+      return { write: result.job, value: result };
+    });
+    if (!completed.applied) {
+      this.log('warn', `outcome not applied: ${completed.reason}`, { jobId, taskId: task.id, attempt });
+      return { kind: 'done' };
+    }
+    const after = completed.job.tasks[index]!;
+    this.log(after.status === 'FAILED' ? 'warn' : 'info', `task ${after.status.toLowerCase()}`, {
+      jobId,
+      taskId: task.id,
+      attempt,
+      ...(after.error ? { error: after.error } : {}),
+      jobStatus: completed.job.status,
+    });
+    await this.send(jobId, completed.enqueue);
+    if (completed.retryDelaySeconds !== undefined) return { kind: 'retry', delaySeconds: completed.retryDelaySeconds };
+    return { kind: 'done' };
+  }
+
+  /** A task's message reached the dead-letter queue: the task fails as `poison`. */
+  async poison(message: { jobId: string; task: number }, reason: string): Promise<void> {
+    const result = await this.update(
+      message.jobId,
+      (job) => {
+        const transition: Transition | undefined = poisonTask(job, message.task, this.deps.clock.now(), reason);
+        return { write: transition?.job, value: transition };
+      },
+      { missing: 'undefined' },
+    );
+    if (!result) return;
+    this.log('warn', 'task failed: poison', { jobId: message.jobId, task: message.task });
+    await this.send(message.jobId, result.enqueue);
+  }
+
+  private async send(jobId: string, tasks: number[]): Promise<void> {
+    if (tasks.length === 0) return;
+    await this.deps.queue.send(tasks.map((task) => ({ jobId, task })));
+  }
+
+  /**
+   * Read → transition → conditional write, again on conflict. `apply` returns the job to write
+   * (or none) and the value to return once that write has won.
+   */
+  private async update<T>(
+    id: string,
+    apply: (job: Job) => { write?: Job; value: T },
+    options?: { missing: 'throw' },
+  ): Promise<T>;
+  private async update<T>(
+    id: string,
+    apply: (job: Job) => { write?: Job; value: T },
+    options: { missing: 'undefined' },
+  ): Promise<T | undefined>;
+  private async update<T>(
+    id: string,
+    apply: (job: Job) => { write?: Job; value: T },
+    options: { missing: 'throw' | 'undefined' } = { missing: 'throw' },
+  ): Promise<T | undefined> {
+    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+      const job = await this.deps.store.get(id);
+      if (!job) {
+        if (options.missing === 'undefined') return undefined;
+        throw new NotFoundError(`No job ${id}`);
+      }
+      const { write, value } = apply(job);
+      if (!write || (await this.deps.store.replace(write, job.version))) return value;
+      await new Promise((r) => setTimeout(r, Math.random() * 10 * (conflicts + 1)));
+    }
+    throw new ConflictError(`Job ${id}: too many concurrent writes`);
+  }
+}

@@ -1,0 +1,53 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+
+function base32(bytes: Uint8Array, length: number): string {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < length) {
+      out += ALPHABET[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return out;
+}
+
+/** A new job id: time first (ids sort roughly by creation), then 80 random bits. */
+export function newJobId(now: Date): string {
+  const time = Buffer.alloc(6);
+  time.writeUIntBE(now.getTime(), 0, 6);
+  return `j${base32(Buffer.concat([time, randomBytes(10)]), 26)}`;
+}
+
+/**
+ * The job id an idempotency key maps to. Deriving it, rather than storing a key → id item, makes
+ * "create unless it exists" one conditional write on the job itself.
+ */
+export function jobIdForKey(key: string): string {
+  return `k${base32(createHash('sha256').update(key).digest(), 26)}`;
+}
+
+export function taskId(jobId: string, index: number): string {
+  return `${jobId}.${index}`;
+}
+
+/** JSON with sorted keys, so equal requests hash equally whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+export function requestHash(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('base64url');
+}

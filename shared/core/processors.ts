@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import type { Backoff } from './backoff.js';
+
+/**
+ * Processors are registered by name in configuration; submitters only ever name them. The target
+ * says how to call one; a third kind (pull workers) will join `lambda` and `http`.
+ */
+export type ProcessorTarget =
+  | { type: 'lambda'; functionName: string }
+  | {
+      type: 'http';
+      url: string;
+      /** Name of the environment variable holding the signing secret (never the secret itself). */
+      secretEnv: string;
+      /** Loopback and private addresses are refused unless a processor is allowed them (local development). */
+      allowPrivateNetwork?: boolean;
+    };
+
+export interface Processor {
+  name: string;
+  target: ProcessorTarget;
+  timeoutSeconds: number;
+  maxAttempts: number;
+  backoff: Backoff;
+}
+
+/** The worker needs time around the processor call to record its outcome. */
+export const PROCESSOR_TIMEOUT_MARGIN_SECONDS = 15;
+
+const backoffSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('fixed'), delaySeconds: z.number().min(0).max(43200) }),
+  z.strictObject({
+    type: z.literal('linear'),
+    delaySeconds: z.number().min(0).max(43200),
+    maxSeconds: z.number().min(0).max(43200).optional(),
+  }),
+  z.strictObject({
+    type: z.literal('exponential'),
+    delaySeconds: z.number().min(0).max(43200),
+    maxSeconds: z.number().min(0).max(43200).optional(),
+    jitter: z.boolean().optional(),
+  }),
+]);
+
+const processorSchema = z.strictObject({
+  target: z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('lambda'), functionName: z.string().min(1) }),
+    z.strictObject({
+      type: z.literal('http'),
+      url: z.url({ protocol: /^https?$/ }),
+      secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/),
+      allowPrivateNetwork: z.boolean().optional(),
+    }),
+  ]),
+  timeoutSeconds: z.number().int().min(1).max(900),
+  maxAttempts: z.number().int().min(1).max(100).default(3),
+  backoff: backoffSchema.default({ type: 'exponential', delaySeconds: 2, maxSeconds: 300, jitter: true }),
+});
+
+export type ProcessorConfig = z.input<typeof processorSchema>;
+
+export class ProcessorRegistry {
+  private readonly processors: Map<string, Processor>;
+
+  constructor(processors: Processor[]) {
+    this.processors = new Map(processors.map((p) => [p.name, p]));
+  }
+
+  /**
+   * Reads `{"name": {target, timeoutSeconds, maxAttempts?, backoff?}}`. A processor whose timeout
+   * does not fit inside the worker's is refused at start, not discovered at 3 a.m.
+   */
+  static fromJson(json: string, limits: { workerTimeoutSeconds: number; maxReceiveCount: number }): ProcessorRegistry {
+    const { workerTimeoutSeconds, maxReceiveCount } = limits;
+    const parsed = z.record(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/), processorSchema).parse(JSON.parse(json));
+    const processors = Object.entries(parsed).map(([name, config]) => {
+      if (config.timeoutSeconds + PROCESSOR_TIMEOUT_MARGIN_SECONDS > workerTimeoutSeconds) {
+        throw new Error(
+          `Processor ${name}: timeoutSeconds ${config.timeoutSeconds} + ${PROCESSOR_TIMEOUT_MARGIN_SECONDS} s margin exceeds the worker's ${workerTimeoutSeconds} s`,
+        );
+      }
+      if (config.maxAttempts >= maxReceiveCount) {
+        // Each retry is a receive: more attempts than the redrive allows would dead-letter a healthy retry.
+        throw new Error(
+          `Processor ${name}: maxAttempts ${config.maxAttempts} must be below the work queue's maxReceiveCount ${maxReceiveCount}`,
+        );
+      }
+      return { name, ...config } as Processor;
+    });
+    return new ProcessorRegistry(processors);
+  }
+
+  get(name: string): Processor | undefined {
+    return this.processors.get(name);
+  }
+
+  names(): string[] {
+    return [...this.processors.keys()];
+  }
+}

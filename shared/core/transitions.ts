@@ -1,0 +1,316 @@
+import { backoffDelay } from './backoff.js';
+import { InvalidStateError } from './errors.js';
+import { isTerminal, type Job, type Strategy, type Task, type TaskError } from './model.js';
+import type { Processor } from './processors.js';
+
+/**
+ * Every state change of a job is one pure function here: (job, event) → next job + what to do
+ * next. The store writes `next` with one conditional write on `version`, so each transition is
+ * atomic; a conflict means "re-read and apply again". Terminal states are final: no function here
+ * ever changes a terminal job or task.
+ */
+
+/** What the caller must do after writing the next job: send these tasks' messages. */
+export interface Transition {
+  job: Job;
+  enqueue: number[];
+}
+
+export type NewTask = { name?: string; processor: string; input?: unknown };
+
+export interface NewJob {
+  type: string;
+  name?: string;
+  meta?: Record<string, unknown>;
+  strategy: Strategy;
+  failFast: boolean;
+  tasks: NewTask[];
+}
+
+/** Lease margin past the processor's timeout before a silent attempt counts as lost. */
+export const LEASE_MARGIN_SECONDS = 10;
+/** Late outcomes kept per task: enough to see what happened, bounded so the item stays small. */
+export const MAX_LATE_OUTCOMES = 5;
+
+function next(job: Job, now: Date): Job {
+  const copy = structuredClone(job);
+  copy.version = job.version + 1;
+  copy.updatedAt = now.toISOString();
+  return copy;
+}
+
+function seconds(now: Date, s: number): string {
+  return new Date(now.getTime() + s * 1000).toISOString();
+}
+
+export function createJob(
+  request: NewJob,
+  ids: { jobId: string; taskIds: string[] },
+  now: Date,
+  identity: { requestHash: string; idempotencyKey?: string },
+): Transition {
+  const at = now.toISOString();
+  const queuedAll = request.strategy === 'concurrent';
+  const tasks: Task[] = request.tasks.map((task, index) => {
+    const queued = queuedAll || index === 0;
+    return {
+      id: ids.taskIds[index] as string,
+      index,
+      ...(task.name !== undefined ? { name: task.name } : {}),
+      processor: task.processor,
+      status: queued ? 'QUEUED' : 'PENDING',
+      attempts: 0,
+      input: task.input ?? null,
+      ...(queued ? { queuedAt: at } : {}),
+    };
+  });
+  const job: Job = {
+    id: ids.jobId,
+    type: request.type,
+    ...(request.name !== undefined ? { name: request.name } : {}),
+    ...(request.meta !== undefined ? { meta: request.meta } : {}),
+    kind: 'tasks',
+    strategy: request.strategy,
+    failFast: request.failFast,
+    status: 'PENDING',
+    createdAt: at,
+    updatedAt: at,
+    tasks,
+    requestHash: identity.requestHash,
+    ...(identity.idempotencyKey !== undefined ? { idempotencyKey: identity.idempotencyKey } : {}),
+    version: 1,
+  };
+  return { job, enqueue: tasks.filter((t) => t.status === 'QUEUED').map((t) => t.index) };
+}
+
+/** One delivery of a task's message: its id (the lease) and when it arrived. */
+export interface Delivery {
+  messageId: string;
+}
+
+export type StartDecision =
+  /** Run attempt `attempt` after writing `job`. */
+  | { action: 'run'; job: Job; attempt: number }
+  /** Write `job` (the task failed for good without running) and send `enqueue`. */
+  | ({ action: 'settle' } & Transition)
+  /** Nothing to run; resend successors' messages that a crash may have lost. */
+  | { action: 'drop'; reason: string; enqueue: number[] };
+
+/**
+ * A task's message arrived. Decides whether this delivery runs a new attempt. The message id is
+ * the lease: a RUNNING task whose lease is this very message (redelivered: the worker died) or
+ * whose lease lapsed gets a new attempt, which fences the old one; any other message for a live
+ * attempt is a duplicate and is dropped.
+ */
+export function startAttempt(
+  job: Job,
+  index: number,
+  delivery: Delivery,
+  processor: Processor,
+  now: Date,
+): StartDecision {
+  const task = job.tasks[index];
+  if (!task) return { action: 'drop', reason: 'no such task', enqueue: [] };
+  if (isTerminal(job.status)) return { action: 'drop', reason: `job ${job.status}`, enqueue: [] };
+  if (isTerminal(task.status)) {
+    return { action: 'drop', reason: `task ${task.status}`, enqueue: successorsToResend(job, index) };
+  }
+  if (task.status === 'PENDING') return { action: 'drop', reason: 'task not yet due', enqueue: [] };
+  if (task.status === 'RUNNING' && task.lease) {
+    const sameLease = task.lease.messageId === delivery.messageId;
+    const lapsed = now.getTime() >= Date.parse(task.lease.until);
+    if (!sameLease && !lapsed) return { action: 'drop', reason: 'duplicate of a live attempt', enqueue: [] };
+  }
+  if (task.attempts >= processor.maxAttempts) {
+    // The last attempt never reported back (worker died or timed out): that is final.
+    const kind = task.status === 'RUNNING' ? 'timeout' : (task.error?.kind ?? 'crash');
+    const message =
+      task.status === 'RUNNING'
+        ? `attempt ${task.attempts} did not report back within its lease`
+        : (task.error?.message ?? 'attempts exhausted');
+    return { action: 'settle', ...finishTask(job, index, 'FAILED', now, { error: { kind, message } }) };
+  }
+  const updated = next(job, now);
+  const running = updated.tasks[index] as Task;
+  running.status = 'RUNNING';
+  running.attempts += 1;
+  running.startedAt ??= now.toISOString();
+  running.lease = {
+    messageId: delivery.messageId,
+    until: seconds(now, processor.timeoutSeconds + LEASE_MARGIN_SECONDS),
+  };
+  delete running.retryAt;
+  if (updated.status === 'PENDING') {
+    updated.status = 'RUNNING';
+    updated.startedAt = now.toISOString();
+  }
+  return { action: 'run', job: updated, attempt: running.attempts };
+}
+
+/** In a sequential job, the task after a succeeded one is QUEUED; its message may have been lost. */
+function successorsToResend(job: Job, index: number): number[] {
+  if (job.strategy !== 'sequential') return [];
+  const successor = job.tasks[index + 1];
+  return job.tasks[index]?.status === 'SUCCEEDED' && successor?.status === 'QUEUED' ? [successor.index] : [];
+}
+
+export type AttemptOutcome =
+  | { status: 'ok'; result: unknown }
+  | { status: 'error'; error: TaskError; retryable: boolean };
+
+export type CompleteResult =
+  | ({ applied: true; retryDelaySeconds?: number } & Transition)
+  /** The attempt was stale or the job had moved on: the outcome is only kept as history. */
+  | { applied: false; job: Job | undefined; reason: string };
+
+/**
+ * Attempt `attempt` of a task reported back. Only the attempt that holds the task may change it;
+ * anything else is recorded as a late outcome (or ignored when there is nothing to record on).
+ */
+export function completeAttempt(
+  job: Job,
+  index: number,
+  attempt: number,
+  outcome: AttemptOutcome,
+  processor: Processor,
+  now: Date,
+  random: () => number = Math.random,
+): CompleteResult {
+  const task = job.tasks[index];
+  if (!task) return { applied: false, job: undefined, reason: 'no such task' };
+  if (isTerminal(job.status) || task.status !== 'RUNNING' || task.attempts !== attempt) {
+    if ((task.late?.length ?? 0) >= MAX_LATE_OUTCOMES || task.late?.some((l) => l.attempt === attempt)) {
+      return { applied: false, job: undefined, reason: 'stale attempt (already recorded)' };
+    }
+    const updated = next(job, now);
+    const late = updated.tasks[index] as Task;
+    late.late = [
+      ...(late.late ?? []),
+      {
+        attempt,
+        at: now.toISOString(),
+        status: outcome.status,
+        ...(outcome.status === 'error' ? { error: outcome.error } : {}),
+      },
+    ];
+    return {
+      applied: false,
+      job: updated,
+      reason: `stale attempt ${attempt} (task ${task.status}, attempt ${task.attempts})`,
+    };
+  }
+  if (outcome.status === 'ok') {
+    return { applied: true, ...finishTask(job, index, 'SUCCEEDED', now, { result: outcome.result }) };
+  }
+  const retry = outcome.retryable && attempt < processor.maxAttempts;
+  if (!retry) {
+    return { applied: true, ...finishTask(job, index, 'FAILED', now, { error: outcome.error }) };
+  }
+  const delay = backoffDelay(processor.backoff, attempt, random);
+  const updated = next(job, now);
+  const retrying = updated.tasks[index] as Task;
+  retrying.status = 'RETRYING';
+  retrying.error = outcome.error;
+  retrying.retryAt = seconds(now, delay);
+  delete retrying.lease;
+  return { applied: true, job: updated, enqueue: [], retryDelaySeconds: delay };
+}
+
+/** Ends a task and lets the job's strategy decide what follows. */
+function finishTask(
+  job: Job,
+  index: number,
+  status: 'SUCCEEDED' | 'FAILED',
+  now: Date,
+  outcome: { result?: unknown; error?: TaskError },
+): Transition {
+  const updated = next(job, now);
+  const at = now.toISOString();
+  const task = updated.tasks[index] as Task;
+  task.status = status;
+  task.endedAt = at;
+  delete task.lease;
+  delete task.retryAt;
+  if (status === 'SUCCEEDED') {
+    task.result = outcome.result ?? null;
+    delete task.error;
+  } else {
+    task.error = outcome.error as TaskError;
+  }
+  const enqueue = advance(updated, index, now);
+  return { job: updated, enqueue };
+}
+
+/** The strategies: what a task's end means for the rest of the job. Mutates `job` (a fresh copy). */
+function advance(job: Job, index: number, now: Date): number[] {
+  const at = now.toISOString();
+  const task = job.tasks[index] as Task;
+  if (job.strategy === 'sequential') {
+    if (task.status === 'SUCCEEDED') {
+      const successor = job.tasks[index + 1];
+      if (successor) {
+        successor.status = 'QUEUED';
+        successor.queuedAt = at;
+        return [successor.index];
+      }
+      endJob(job, 'SUCCEEDED', at);
+      return [];
+    }
+    abortUnfinished(job, at, 'an earlier task failed');
+    endJob(job, 'FAILED', at);
+    return [];
+  }
+  if (task.status === 'FAILED' && job.failFast) {
+    abortUnfinished(job, at, 'another task failed (failFast)');
+    endJob(job, 'FAILED', at);
+    return [];
+  }
+  if (job.tasks.every((t) => isTerminal(t.status))) {
+    endJob(job, job.tasks.every((t) => t.status === 'SUCCEEDED') ? 'SUCCEEDED' : 'FAILED', at);
+  }
+  return [];
+}
+
+function abortUnfinished(job: Job, at: string, message: string): void {
+  for (const other of job.tasks) {
+    if (isTerminal(other.status)) continue;
+    other.status = 'ABORTED';
+    other.endedAt = at;
+    other.error = { kind: 'aborted', message };
+    delete other.lease;
+    delete other.retryAt;
+  }
+}
+
+function endJob(job: Job, status: 'SUCCEEDED' | 'FAILED' | 'ABORTED', at: string): void {
+  job.status = status;
+  job.endedAt = at;
+  job.startedAt ??= at;
+}
+
+/**
+ * Abort: every unfinished task ends ABORTED and the job ABORTED, in one write. Idempotent on an
+ * aborted job (returns `changed: false`); refused on a job that already succeeded or failed.
+ */
+export function abortJob(job: Job, now: Date): { job: Job; changed: boolean } {
+  if (job.status === 'ABORTED') return { job, changed: false };
+  if (isTerminal(job.status)) {
+    throw new InvalidStateError(`Job ${job.id} is ${job.status}; only unfinished jobs can be aborted`);
+  }
+  const updated = next(job, now);
+  const at = now.toISOString();
+  abortUnfinished(updated, at, 'job aborted');
+  endJob(updated, 'ABORTED', at);
+  return { job: updated, changed: true };
+}
+
+/**
+ * The dead-letter consumer's verdict: a task whose message kept failing ends FAILED (`poison`) and
+ * the strategy advances, so no job waits forever. A no-op for anything already final.
+ */
+export function poisonTask(job: Job, index: number, now: Date, reason: string): Transition | undefined {
+  const task = job.tasks[index];
+  // A PENDING task has no message yet, so a dead letter cannot be about it.
+  if (!task || isTerminal(job.status) || isTerminal(task.status) || task.status === 'PENDING') return undefined;
+  return finishTask(job, index, 'FAILED', now, { error: { kind: 'poison', message: reason } });
+}

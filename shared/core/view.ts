@@ -1,0 +1,47 @@
+import { countTasks, type Job, progress } from './model.js';
+import type { PayloadStore } from './ports.js';
+
+/**
+ * The job as API.md shows it. Internal fields (version, request hash, leases) stay inside; large
+ * values come back from S3 so callers never see a reference. `history` lists outcomes that arrived
+ * too late to count (a stale attempt, or after an abort).
+ */
+export async function toJobView(job: Job, payloads: PayloadStore) {
+  const counts = countTasks(job.tasks);
+  return {
+    id: job.id,
+    type: job.type,
+    name: job.name ?? null,
+    meta: job.meta ?? {},
+    kind: job.kind,
+    strategy: job.strategy,
+    failFast: job.failFast,
+    status: job.status,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    startedAt: job.startedAt ?? null,
+    endedAt: job.endedAt ?? null,
+    counts,
+    progress: progress(counts),
+    ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
+    tasks: await Promise.all(
+      job.tasks.map(async (task) => ({
+        id: task.id,
+        index: task.index,
+        name: task.name ?? null,
+        processor: task.processor,
+        status: task.status,
+        attempts: task.attempts,
+        result: task.result === undefined ? null : await payloads.resolve(task.result),
+        error: task.error ?? null,
+        queuedAt: task.queuedAt ?? null,
+        startedAt: task.startedAt ?? null,
+        endedAt: task.endedAt ?? null,
+        ...(task.retryAt ? { retryAt: task.retryAt } : {}),
+        history: task.late ?? [],
+      })),
+    ),
+  };
+}
+
+export type JobView = Awaited<ReturnType<typeof toJobView>>;
