@@ -27,7 +27,7 @@ import { createApiGateway } from './runtime/api-gateway.js';
 import { FunctionHost, type LambdaHandler, type LocalFunction } from './runtime/functions.js';
 import { createLambdaEndpoint } from './runtime/lambda-endpoint.js';
 import { RateSchedule } from './runtime/schedules.js';
-import { SqsEventSource } from './runtime/sqs-event-source.js';
+import { type Chaos, SqsEventSource } from './runtime/sqs-event-source.js';
 
 export interface ExtraEventSource {
   queue: QueueKey | { url: string; arn: string };
@@ -49,6 +49,10 @@ export interface LocalStackOptions {
   demo?: boolean;
   /** More processors to register (name → config), beside the demo ones. */
   processors?: Record<string, ProcessorConfig>;
+  /** Fault injection on the declared event sources (`resend` applies to the work queue only). */
+  chaos?: Chaos;
+  /** Extra environment for the handlers (e.g. LEASE_MARGIN_SECONDS in fault tests). */
+  handlerEnv?: Record<string, string>;
   /** Start the declared event sources and schedules (tests may prefer to step them). */
   startPollers?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -127,6 +131,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
     const demo = (options.demo ?? true) ? demoProcessors(stage) : { functions: [], processors: {} };
     vars.PROCESSORS = JSON.stringify({ ...demo.processors, ...options.processors });
+    Object.assign(vars, options.handlerEnv);
     if (cloud.mode === 'embedded' || !env.AWS_ACCESS_KEY_ID) {
       Object.assign(vars, {
         AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
@@ -156,6 +161,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const declaredSources = resources.eventSources.map((source) => ({
       ...source,
       function: functionName(stage, source.function),
+      chaos: options.chaos && { ...options.chaos, resend: source.queue === 'work' && options.chaos.resend },
     }));
     const eventSources = [...declaredSources, ...(options.extraEventSources ?? [])].map((source) => {
       const queue = typeof source.queue === 'string' ? provisioned.queues[source.queue] : source.queue;
@@ -169,6 +175,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           functionName: source.function,
           batchSize: source.batchSize ?? 10,
           maxConcurrency: source.maxConcurrency ?? 1,
+          ...('chaos' in source && source.chaos ? { chaos: source.chaos } : {}),
         },
         LOCAL_REGION,
         log,

@@ -33,6 +33,7 @@ export class FunctionNotFoundError extends Error {
  */
 export class FunctionHost {
   private readonly functions = new Map<string, LocalFunction>();
+  private readonly inFlight = new Set<{ name: string; end: (outcome: InvokeOutcome) => void }>();
 
   constructor(
     private readonly region: string,
@@ -96,11 +97,31 @@ export class FunctionHost {
         return { ok: false, error: toFunctionError(thrown) };
       }
     })();
+    let killed: (outcome: InvokeOutcome) => void = () => {};
+    const kill = new Promise<InvokeOutcome>((resolve) => (killed = resolve));
+    const entry = { name, end: killed };
+    this.inFlight.add(entry);
     try {
-      return await Promise.race([run, timedOut]);
+      return await Promise.race([run, timedOut, kill]);
     } finally {
       clearTimeout(timer);
+      this.inFlight.delete(entry);
     }
+  }
+
+  /**
+   * Fault injection: every running invocation of `name` ends now as a failure, as if its sandbox
+   * died. The handler's code cannot be stopped in-process and runs on as a zombie, which is the
+   * harder case for the engine (its late writes must be refused).
+   */
+  kill(name: string): number {
+    let count = 0;
+    for (const entry of this.inFlight) {
+      if (entry.name !== name) continue;
+      entry.end({ ok: false, error: { errorType: 'Runtime.Killed', errorMessage: 'sandbox killed' } });
+      count++;
+    }
+    return count;
   }
 }
 

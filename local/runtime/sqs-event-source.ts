@@ -1,4 +1,10 @@
-import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { FunctionHost } from './functions.js';
 
@@ -8,7 +14,18 @@ export interface EventSourceMapping {
   functionName: string;
   batchSize: number;
   maxConcurrency: number;
+  /** Fault injection for tests and the fault suite. */
+  chaos?: Chaos;
 }
+
+export interface Chaos {
+  /** Hand every batch to the function twice at once (SQS's at-least-once: same messages, same ids). */
+  redeliver?: boolean;
+  /** Send a copy of every message back to the queue first (a producer's duplicate send: new ids). */
+  resend?: boolean;
+}
+
+const COPY_ATTRIBUTE = 'chaos-copy';
 
 /**
  * No long polls: the embedded SQS answers one only when it has a full batch or the wait ends (real
@@ -101,6 +118,30 @@ export class SqsEventSource {
       this.stats.emptyReceives++;
       return 0;
     }
+    const chaos = this.mapping.chaos ?? {};
+    if (chaos.resend) await this.resendCopies(Messages);
+    const rounds = chaos.redeliver ? 2 : 1;
+    await Promise.all(Array.from({ length: rounds }, () => this.deliver(Messages)));
+    return Messages.length;
+  }
+
+  private async resendCopies(messages: Message[]): Promise<void> {
+    const originals = messages.filter((m) => !m.MessageAttributes?.[COPY_ATTRIBUTE]);
+    for (let i = 0; i < originals.length; i += 10) {
+      await this.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: this.mapping.queueUrl,
+          Entries: originals.slice(i, i + 10).map((m, j) => ({
+            Id: String(j),
+            MessageBody: m.Body ?? '',
+            MessageAttributes: { [COPY_ATTRIBUTE]: { DataType: 'String', StringValue: m.MessageId ?? '' } },
+          })),
+        }),
+      );
+    }
+  }
+
+  private async deliver(Messages: Message[]): Promise<void> {
     const event: SQSEvent = { Records: Messages.map((m) => this.toRecord(m)) };
     this.stats.invocations++;
     const outcome = await this.host.invoke(this.mapping.functionName, event);
@@ -123,7 +164,6 @@ export class SqsEventSource {
       );
       this.stats.deleted += slice.length;
     }
-    return Messages.length;
   }
 
   private toRecord(message: Message): SQSRecord {

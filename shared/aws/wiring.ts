@@ -50,6 +50,7 @@ export function wiringFromEnv(
     payloads,
     processors,
     clock: systemClock,
+    leaseMarginSeconds: Number(env.LEASE_MARGIN_SECONDS ?? 10),
     ...(log ? { log } : {}),
   });
   return { engine, payloads };
@@ -65,7 +66,9 @@ export function wiring(log?: Parameters<typeof wiringFromEnv>[1]): Wiring {
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([name]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION)/.test(name),
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN)/.test(
+          name,
+        ),
       )
       .sort(),
   );

@@ -9,6 +9,7 @@ import {
   abortJob,
   completeAttempt,
   createJob,
+  DEFAULT_LEASE_MARGIN_SECONDS,
   type Delivery,
   poisonTask,
   startAttempt,
@@ -22,6 +23,8 @@ export interface EngineDeps {
   payloads: PayloadStore;
   processors: ProcessorRegistry;
   clock: Clock;
+  /** Seconds past a processor's timeout before its attempt counts as lost (default 10). */
+  leaseMarginSeconds?: number;
   log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
 }
 
@@ -39,7 +42,11 @@ export class ConflictError extends Error {}
  * messages). A crash between the write and the send is repaired by redelivery or the sweeper.
  */
 export class JobEngine {
-  constructor(private readonly deps: EngineDeps) {}
+  private readonly leaseMargin: number;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.leaseMargin = deps.leaseMarginSeconds ?? DEFAULT_LEASE_MARGIN_SECONDS;
+  }
 
   private log(level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) {
     this.deps.log?.(level, message, data);
@@ -123,14 +130,18 @@ export class JobEngine {
         const processor = task && this.deps.processors.get(task.processor);
         if (!task || !processor)
           return { value: { action: 'drop' as const, reason: 'unknown task or processor', enqueue: [] } };
-        const decision = startAttempt(job, index, delivery, processor, this.deps.clock.now());
-        return { write: decision.action === 'drop' ? undefined : decision.job, value: decision };
+        const decision = startAttempt(job, index, delivery, processor, this.deps.clock.now(), this.leaseMargin);
+        return { write: 'job' in decision ? decision.job : undefined, value: decision };
       },
       { missing: 'undefined' },
     );
     if (!started) {
       this.log('warn', 'message for an unknown job dropped', { jobId, task: index });
       return { kind: 'done' };
+    }
+    if (started.action === 'hold') {
+      this.log('info', `delivery held: ${started.reason}`, { jobId, task: index, delaySeconds: started.delaySeconds });
+      return { kind: 'retry', delaySeconds: started.delaySeconds };
     }
     if (started.action === 'drop') {
       this.log('info', `delivery dropped: ${started.reason}`, { jobId, task: index });
@@ -148,7 +159,7 @@ export class JobEngine {
     const processor = this.deps.processors.get(task.processor)!;
     const attempt = started.attempt;
     this.log('info', 'task started', { jobId, taskId: task.id, attempt });
-    await hooks.onLease?.(processor.timeoutSeconds + 10);
+    await hooks.onLease?.(processor.timeoutSeconds + this.leaseMargin);
 
     const deadline = AbortSignal.timeout(processor.timeoutSeconds * 1000);
     const signal = hooks.signal ? AbortSignal.any([deadline, hooks.signal]) : deadline;

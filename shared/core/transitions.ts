@@ -27,8 +27,8 @@ export interface NewJob {
   tasks: NewTask[];
 }
 
-/** Lease margin past the processor's timeout before a silent attempt counts as lost. */
-export const LEASE_MARGIN_SECONDS = 10;
+/** Default lease margin past the processor's timeout before a silent attempt counts as lost. */
+export const DEFAULT_LEASE_MARGIN_SECONDS = 10;
 /** Late outcomes kept per task: enough to see what happened, bounded so the item stays small. */
 export const MAX_LATE_OUTCOMES = 5;
 
@@ -91,16 +91,20 @@ export interface Delivery {
 export type StartDecision =
   /** Run attempt `attempt` after writing `job`. */
   | { action: 'run'; job: Job; attempt: number }
+  /** Not yet: keep the message and let it come back in `delaySeconds` (a live lease, a backoff). */
+  | { action: 'hold'; delaySeconds: number; reason: string }
   /** Write `job` (the task failed for good without running) and send `enqueue`. */
   | ({ action: 'settle' } & Transition)
   /** Nothing to run; resend successors' messages that a crash may have lost. */
   | { action: 'drop'; reason: string; enqueue: number[] };
 
 /**
- * A task's message arrived. Decides whether this delivery runs a new attempt. The message id is
- * the lease: a RUNNING task whose lease is this very message (redelivered: the worker died) or
- * whose lease lapsed gets a new attempt, which fences the old one; any other message for a live
- * attempt is a duplicate and is dropped.
+ * A task's message arrived. Decides whether this delivery runs a new attempt. The message is the
+ * lease: once a RUNNING task's lease has lapsed (its worker died or hung), the next delivery starts
+ * a new attempt, which fences the old one. While the lease is live, a second copy of the lease's
+ * own message is held until the lease ends (deleting it would drop the lease), and any other
+ * message is a duplicate and is dropped. A RETRYING task's message that comes back early is held
+ * until its backoff is over.
  */
 export function startAttempt(
   job: Job,
@@ -108,6 +112,7 @@ export function startAttempt(
   delivery: Delivery,
   processor: Processor,
   now: Date,
+  leaseMarginSeconds = DEFAULT_LEASE_MARGIN_SECONDS,
 ): StartDecision {
   const task = job.tasks[index];
   if (!task) return { action: 'drop', reason: 'no such task', enqueue: [] };
@@ -117,9 +122,17 @@ export function startAttempt(
   }
   if (task.status === 'PENDING') return { action: 'drop', reason: 'task not yet due', enqueue: [] };
   if (task.status === 'RUNNING' && task.lease) {
-    const sameLease = task.lease.messageId === delivery.messageId;
-    const lapsed = now.getTime() >= Date.parse(task.lease.until);
-    if (!sameLease && !lapsed) return { action: 'drop', reason: 'duplicate of a live attempt', enqueue: [] };
+    const remainingMs = Date.parse(task.lease.until) - now.getTime();
+    if (remainingMs > 0) {
+      if (task.lease.messageId !== delivery.messageId) {
+        return { action: 'drop', reason: 'duplicate of a live attempt', enqueue: [] };
+      }
+      return { action: 'hold', delaySeconds: Math.ceil(remainingMs / 1000), reason: 'lease still live' };
+    }
+  }
+  if (task.status === 'RETRYING' && task.retryAt) {
+    const remainingMs = Date.parse(task.retryAt) - now.getTime();
+    if (remainingMs > 0) return { action: 'hold', delaySeconds: Math.ceil(remainingMs / 1000), reason: 'backoff' };
   }
   if (task.attempts >= processor.maxAttempts) {
     // The last attempt never reported back (worker died or timed out): that is final.
@@ -137,7 +150,7 @@ export function startAttempt(
   running.startedAt ??= now.toISOString();
   running.lease = {
     messageId: delivery.messageId,
-    until: seconds(now, processor.timeoutSeconds + LEASE_MARGIN_SECONDS),
+    until: seconds(now, processor.timeoutSeconds + leaseMarginSeconds),
   };
   delete running.retryAt;
   if (updated.status === 'PENDING') {

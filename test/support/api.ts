@@ -1,0 +1,82 @@
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { LocalStack } from '../../local/stack.js';
+import { createClients } from '../../shared/aws/clients.js';
+import type { JobView } from '../../shared/core/view.js';
+
+export interface Reply<T = unknown> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+/** A small client of the public HTTP API, as another service would use it. */
+export function apiClient(stack: LocalStack) {
+  const base = stack.info.api;
+  const call = async <T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Reply<T>> => {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+  return {
+    call,
+    submit: (body: unknown, headers?: Record<string, string>) => call<JobView>('POST', '/v1/jobs', body, headers),
+    get: (id: string, wait?: number) =>
+      call<JobView>('GET', `/v1/jobs/${id}${wait === undefined ? '' : `?wait=${wait}`}`),
+    abort: (id: string) => call<JobView>('POST', `/v1/jobs/${id}/abort`),
+    /** Submits and long-polls until the job is terminal (or fails the test after `seconds`). */
+    async run(body: unknown, seconds = 30): Promise<JobView> {
+      const submitted = await this.submit(body);
+      if (submitted.status !== 202)
+        throw new Error(`submit answered ${submitted.status}: ${JSON.stringify(submitted.body)}`);
+      return this.waitFor(submitted.body.id, seconds);
+    },
+    async waitFor(id: string, seconds = 30): Promise<JobView> {
+      const until = Date.now() + seconds * 1000;
+      for (;;) {
+        const { body } = await this.get(id, 5);
+        if (['SUCCEEDED', 'FAILED', 'ABORTED'].includes(body.status) || Date.now() > until) return body;
+      }
+    },
+  };
+}
+
+/** Everything in the jobs table: lets a test prove a refused request wrote nothing. */
+export async function tableItems(stack: LocalStack): Promise<Record<string, unknown>[]> {
+  const { doc } = createClients();
+  try {
+    const { Items = [] } = await doc.send(new ScanCommand({ TableName: stack.info.tables.jobs }));
+    return Items;
+  } finally {
+    doc.destroy();
+  }
+}
+
+/** Messages on a queue, visible or in flight. */
+export async function queueDepth(stack: LocalStack, queue: keyof LocalStack['info']['queues']): Promise<number> {
+  const { sqs } = createClients();
+  try {
+    const { Attributes = {} } = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: stack.info.queues[queue]?.url,
+        AttributeNames: ['ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessages'],
+      }),
+    );
+    // The embedded SQS counts in-flight messages in ApproximateNumberOfMessages too; take the larger.
+    return Math.max(
+      Number(Attributes.ApproximateNumberOfMessages),
+      Number(Attributes.ApproximateNumberOfMessagesNotVisible),
+    );
+  } finally {
+    sqs.destroy();
+  }
+}
