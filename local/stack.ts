@@ -94,8 +94,16 @@ async function closeServer(server: Server): Promise<void> {
   });
 }
 
+let sandboxes = 0;
+
+/**
+ * A fresh instance of a handler module, as a new Lambda sandbox would have: the query string makes
+ * the module loader evaluate the entry module again (its imports stay shared).
+ */
 async function loadHandler(entry: string): Promise<LambdaHandler> {
-  const module = (await import(new URL(`../${entry}`, import.meta.url).href)) as { handler?: LambdaHandler };
+  const url = new URL(`../${entry}`, import.meta.url);
+  url.searchParams.set('sandbox', String(++sandboxes));
+  const module = (await import(url.href)) as { handler?: LambdaHandler };
   if (typeof module.handler !== 'function') throw new Error(`${entry} exports no handler`);
   return module.handler;
 }
@@ -147,9 +155,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     stopping.push(setEnv(vars));
 
     for (const [key, fn] of Object.entries(resources.functions)) {
+      // Load once now so a broken module fails the start, not the first request.
+      await loadHandler(fn.entry);
       host.register({
         name: functionName(stage, key as FunctionKey),
-        handler: await loadHandler(fn.entry),
+        load: () => loadHandler(fn.entry),
         timeoutSeconds: fn.timeoutSeconds,
         memoryMb: fn.memoryMb,
       });

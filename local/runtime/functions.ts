@@ -6,9 +6,25 @@ export type LambdaHandler = (event: any, context: Context) => Promise<any>;
 
 export interface LocalFunction {
   name: string;
-  handler: LambdaHandler;
+  /**
+   * A handler that may serve several invocations at once (stateless fixtures). Real Lambda code
+   * should give `load` instead.
+   */
+  handler?: LambdaHandler;
+  /**
+   * Makes a fresh sandbox: a new instance of the handler module. Lambda runs one invocation at a
+   * time per sandbox, and handlers rely on it (module-level state such as Powertools' batch
+   * processor), so concurrent invocations each get a sandbox of their own.
+   */
+  load?: () => Promise<LambdaHandler>;
   timeoutSeconds: number;
   memoryMb: number;
+}
+
+/** A warm sandbox: one handler instance, busy with at most one invocation. */
+interface Sandbox {
+  handler: LambdaHandler;
+  busy: boolean;
 }
 
 /** What a failed invocation reports, shaped as Lambda's `X-Amz-Function-Error` payload. */
@@ -33,6 +49,7 @@ export class FunctionNotFoundError extends Error {
  */
 export class FunctionHost {
   private readonly functions = new Map<string, LocalFunction>();
+  private readonly sandboxes = new Map<string, Sandbox[]>();
   private readonly inFlight = new Set<{ name: string; end: (outcome: InvokeOutcome) => void }>();
 
   constructor(
@@ -41,7 +58,33 @@ export class FunctionHost {
   ) {}
 
   register(fn: LocalFunction): void {
+    if (!fn.handler && !fn.load) throw new Error(`Function ${fn.name} needs a handler or a loader`);
     this.functions.set(fn.name, fn);
+    this.sandboxes.set(fn.name, []);
+  }
+
+  /** Sandboxes created so far for a function (cold starts). */
+  sandboxCount(name: string): number {
+    return this.sandboxes.get(name)?.length ?? 0;
+  }
+
+  private async acquire(fn: LocalFunction): Promise<Sandbox> {
+    const pool = this.sandboxes.get(fn.name) as Sandbox[];
+    const free = pool.find((sandbox) => !sandbox.busy);
+    if (free) {
+      free.busy = true;
+      return free;
+    }
+    // Reserve the slot before the (slow) load so concurrent cold starts do not share it.
+    const sandbox: Sandbox = { handler: async () => undefined, busy: true };
+    pool.push(sandbox);
+    try {
+      sandbox.handler = fn.load ? await fn.load() : (fn.handler as LambdaHandler);
+    } catch (error) {
+      pool.splice(pool.indexOf(sandbox), 1);
+      throw error;
+    }
+    return sandbox;
   }
 
   has(name: string): boolean {
@@ -91,10 +134,26 @@ export class FunctionHost {
       );
     });
     const run = (async (): Promise<InvokeOutcome> => {
+      if (!fn.load) {
+        try {
+          return { ok: true, result: await (fn.handler as LambdaHandler)(event, context) };
+        } catch (thrown) {
+          return { ok: false, error: toFunctionError(thrown) };
+        }
+      }
+      let sandbox: Sandbox;
       try {
-        return { ok: true, result: await fn.handler(event, context) };
+        sandbox = await this.acquire(fn);
+      } catch (thrown) {
+        return { ok: false, error: { ...toFunctionError(thrown), errorType: 'Runtime.ImportModuleError' } };
+      }
+      try {
+        return { ok: true, result: await sandbox.handler(event, context) };
       } catch (thrown) {
         return { ok: false, error: toFunctionError(thrown) };
+      } finally {
+        // A timed-out or killed invocation keeps its sandbox busy until its code really ends.
+        sandbox.busy = false;
       }
     })();
     let killed: (outcome: InvokeOutcome) => void = () => {};

@@ -86,3 +86,36 @@ describe('local Lambda Invoke endpoint', () => {
     );
   });
 });
+
+describe('local Lambda sandboxes', () => {
+  it('never hands one sandbox two invocations at once, as Lambda does not', async () => {
+    const { FunctionHost } = await import('../../../local/runtime/functions.js');
+    const host = new FunctionHost('us-east-1');
+    let instances = 0;
+    let overlaps = 0;
+    host.register({
+      name: 'stateful',
+      timeoutSeconds: 5,
+      memoryMb: 128,
+      // Each load is a new module instance with its own state, like a handler's module scope.
+      load: async () => {
+        instances++;
+        let busy = false;
+        return async () => {
+          if (busy) overlaps++;
+          busy = true;
+          await new Promise((r) => setTimeout(r, 20));
+          busy = false;
+          return 'ok';
+        };
+      },
+    });
+    const outcomes = await Promise.all(Array.from({ length: 8 }, () => host.invoke('stateful', {})));
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    expect(overlaps).toBe(0);
+    expect(instances).toBe(8);
+    // Warm sandboxes are reused afterwards.
+    await Promise.all(Array.from({ length: 8 }, () => host.invoke('stateful', {})));
+    expect(host.sandboxCount('stateful')).toBe(8);
+  });
+});

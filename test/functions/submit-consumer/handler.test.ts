@@ -1,0 +1,70 @@
+import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../../local/stack.js';
+import { tableItems } from '../../support/api.js';
+import { eventually, startTestStack } from '../../support/stack.js';
+
+let stack: LocalStack;
+let sqs: SQSClient;
+
+beforeAll(async () => {
+  stack = await startTestStack({ startPollers: false });
+  sqs = new SQSClient({});
+});
+afterAll(async () => {
+  sqs?.destroy();
+  await stack?.stop();
+});
+
+const submitSource = () => stack.eventSources.find((s) => s.mapping.queueUrl === stack.info.queues.submit?.url)!;
+
+async function deadLetters() {
+  const { Messages = [] } = await sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: stack.info.queues.submitDlq?.url,
+      MaxNumberOfMessages: 10,
+      MessageAttributeNames: ['All'],
+      WaitTimeSeconds: 0,
+    }),
+  );
+  return Messages;
+}
+
+describe('direct enqueue on the submit queue', () => {
+  it('moves a message the contract refuses to the submit DLQ with its reason, creating nothing', async () => {
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: stack.info.queues.submit?.url,
+        MessageBody: '{"type":"t","tasks":[{"processor":"no.such"}]}',
+      }),
+    );
+    await sqs.send(new SendMessageCommand({ QueueUrl: stack.info.queues.submit?.url, MessageBody: 'not json at all' }));
+    await eventually(async () => (await submitSource().pollOnce()) > 0 || undefined);
+    const dead = await eventually(async () => {
+      const messages = await deadLetters();
+      return messages.length >= 2 ? messages : undefined;
+    });
+    const reasons = dead.map((m) => JSON.parse(m.MessageAttributes?.Reason?.StringValue ?? '{}').code).sort();
+    expect(reasons).toEqual(['UNKNOWN_PROCESSOR', 'VALIDATION_FAILED']);
+    expect(dead.map((m) => m.Body)).toContain('not json at all');
+    expect(await tableItems(stack)).toEqual([]);
+  });
+
+  it('makes one job from a message delivered twice (message id as the key)', async () => {
+    const body = JSON.stringify({ type: 'queued', tasks: [{ processor: 'demo.echo', input: 1 }] });
+    const { MessageId } = await sqs.send(
+      new SendMessageCommand({ QueueUrl: stack.info.queues.submit?.url, MessageBody: body }),
+    );
+    const source = submitSource();
+    // Deliver the same message twice, as SQS may.
+    source.mapping.chaos = { redeliver: true };
+    try {
+      await eventually(async () => (await source.pollOnce()) > 0 || undefined);
+    } finally {
+      source.mapping.chaos = undefined;
+    }
+    const jobs = (await tableItems(stack)).filter((item) => item.type === 'queued');
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]?.idempotencyKey).toBe(MessageId);
+  });
+});
