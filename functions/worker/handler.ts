@@ -46,6 +46,8 @@ async function runRecord(record: SQSRecord): Promise<void> {
     await setVisibility(record, verdict.delaySeconds);
     throw new RetryLater(`retry in ${verdict.delaySeconds} s`);
   }
+  // A stale attempt: the message is the newer attempt's lease now. Reporting it failed keeps it.
+  if (verdict.kind === 'keep') throw new RetryLater('stale attempt; message left to the current lease');
 }
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()

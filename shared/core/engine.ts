@@ -28,8 +28,12 @@ export interface EngineDeps {
   log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
 }
 
-/** What the worker must do with a task's message once `runTask` returns. */
-export type TaskVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number };
+/**
+ * What the worker must do with a task's message once `runTask` returns: delete it (`done`), hide it
+ * for a while (`retry`), or leave it exactly as it is (`keep`: a stale attempt, whose message is
+ * now another attempt's lease and must neither be deleted nor have its visibility changed).
+ */
+export type TaskVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number } | { kind: 'keep' };
 
 /** How often a conditional write may lose to a concurrent one before we give up (the message is retried). */
 const MAX_CONFLICTS = 50;
@@ -201,7 +205,7 @@ export class JobEngine {
     });
     if (!completed.applied) {
       this.log('warn', `outcome not applied: ${completed.reason}`, { jobId, taskId: task.id, attempt });
-      return { kind: 'done' };
+      return completed.superseded ? { kind: 'keep' } : { kind: 'done' };
     }
     const after = completed.job.tasks[index]!;
     this.log(after.status === 'FAILED' ? 'warn' : 'info', `task ${after.status.toLowerCase()}`, {

@@ -173,8 +173,11 @@ export type AttemptOutcome =
 
 export type CompleteResult =
   | ({ applied: true; retryDelaySeconds?: number } & Transition)
-  /** The attempt was stale or the job had moved on: the outcome is only kept as history. */
-  | { applied: false; job: Job | undefined; reason: string };
+  /**
+   * The attempt was stale or the job had moved on: the outcome is only kept as history.
+   * `superseded`: a newer attempt holds the task (and so the message).
+   */
+  | { applied: false; job: Job | undefined; reason: string; superseded: boolean };
 
 /**
  * Attempt `attempt` of a task reported back. Only the attempt that holds the task may change it;
@@ -190,10 +193,11 @@ export function completeAttempt(
   random: () => number = Math.random,
 ): CompleteResult {
   const task = job.tasks[index];
-  if (!task) return { applied: false, job: undefined, reason: 'no such task' };
+  if (!task) return { applied: false, job: undefined, reason: 'no such task', superseded: false };
   if (isTerminal(job.status) || task.status !== 'RUNNING' || task.attempts !== attempt) {
+    const superseded = task.attempts !== attempt;
     if ((task.late?.length ?? 0) >= MAX_LATE_OUTCOMES || task.late?.some((l) => l.attempt === attempt)) {
-      return { applied: false, job: undefined, reason: 'stale attempt (already recorded)' };
+      return { applied: false, job: undefined, reason: 'stale attempt (already recorded)', superseded };
     }
     const updated = next(job, now);
     const late = updated.tasks[index] as Task;
@@ -210,6 +214,7 @@ export function completeAttempt(
       applied: false,
       job: updated,
       reason: `stale attempt ${attempt} (task ${task.status}, attempt ${task.attempts})`,
+      superseded,
     };
   }
   if (outcome.status === 'ok') {

@@ -1,0 +1,117 @@
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../../local/stack.js';
+import { clients } from '../../../shared/aws/clients.js';
+import { DynamoJobStore } from '../../../shared/aws/job-store.js';
+import { S3PayloadStore } from '../../../shared/aws/payloads.js';
+import { JobEngine } from '../../../shared/core/engine.js';
+import type { ProcessorInvoker, TaskRequest, WorkQueue } from '../../../shared/core/ports.js';
+import { ProcessorRegistry } from '../../../shared/core/processors.js';
+import type { AttemptOutcome } from '../../../shared/core/transitions.js';
+import { createJob } from '../../../shared/core/transitions.js';
+import { startTestStack } from '../../support/stack.js';
+
+let stack: LocalStack;
+let store: DynamoJobStore;
+let payloads: S3PayloadStore;
+
+beforeAll(async () => {
+  stack = await startTestStack({ startPollers: false });
+  payloads = new S3PayloadStore(clients().s3, stack.info.buckets.data, 1024);
+  store = new DynamoJobStore(clients().doc, stack.info.tables.jobs, payloads, 1);
+});
+afterAll(() => stack?.stop());
+
+const newJob = (id: string, input: unknown = 1) =>
+  createJob(
+    { type: 't', strategy: 'sequential', failFast: false, tasks: [{ processor: 'p', input }] },
+    { jobId: id, taskIds: [`${id}.0`] },
+    new Date(),
+    { requestHash: 'h' },
+  ).job;
+
+describe('DynamoJobStore on the embedded DynamoDB', () => {
+  it('creates once and hands back the existing job on a second create', async () => {
+    const job = newJob('store-1');
+    expect(await store.create(job)).toEqual({ created: true });
+    const again = await store.create({ ...job, requestHash: 'other' });
+    expect(again.created).toBe(false);
+    if (!again.created) expect(again.existing.requestHash).toBe('h');
+  });
+
+  it('refuses a write that names a version someone else already replaced', async () => {
+    const job = newJob('store-2');
+    await store.create(job);
+    const mine = { ...job, version: 2, name: 'mine' };
+    const theirs = { ...job, version: 2, name: 'theirs' };
+    expect(await store.replace(theirs, 1)).toBe(true);
+    expect(await store.replace(mine, 1)).toBe(false);
+    expect((await store.get('store-2'))?.name).toBe('theirs');
+  });
+
+  it('keeps large inputs in S3 behind a reference and reads them back', async () => {
+    const big = { rows: 'y'.repeat(5000) };
+    await store.create(newJob('store-3', big));
+    const { Items = [] } = await clients().doc.send(new ScanCommand({ TableName: stack.info.tables.jobs }));
+    const item = Items.find((i) => i.id === 'store-3');
+    expect(JSON.stringify(item).length).toBeLessThan(1000);
+    const stored = await store.get('store-3');
+    expect(await payloads.resolve(stored?.tasks[0]?.input)).toEqual(big);
+  });
+
+  it('reads a job past its retention as gone and lets its id be used again', async () => {
+    const job = newJob('store-4');
+    const ended = { ...job, status: 'SUCCEEDED' as const, endedAt: new Date(Date.now() - 2 * 86400_000).toISOString() };
+    await store.create(ended);
+    expect(await store.get('store-4')).toBeUndefined();
+    expect(await store.create(newJob('store-4'))).toEqual({ created: true });
+    expect((await store.get('store-4'))?.status).toBe('PENDING');
+  });
+});
+
+describe('a zombie worker against the real store', () => {
+  it('cannot overwrite the attempt that replaced it; its outcome is kept as history', async () => {
+    let now = Date.now();
+    const releases: ((o: AttemptOutcome) => void)[] = [];
+    const invoker: ProcessorInvoker = {
+      invoke: (_p, request: TaskRequest) =>
+        request.task.attempt === 1
+          ? new Promise((resolve) => releases.push(resolve))
+          : Promise.resolve({ status: 'ok', result: { by: request.task.attempt } }),
+    };
+    const sent: unknown[] = [];
+    const queue: WorkQueue = { send: async (messages) => void sent.push(...messages) };
+    const engine = new JobEngine({
+      store,
+      queue,
+      invoker,
+      payloads,
+      processors: new ProcessorRegistry([
+        {
+          name: 'p',
+          target: { type: 'lambda', functionName: 'p' },
+          timeoutSeconds: 60,
+          maxAttempts: 3,
+          backoff: { type: 'fixed', delaySeconds: 1 },
+        },
+      ]),
+      clock: { now: () => new Date(now) },
+      leaseMarginSeconds: 5,
+    });
+    const { job } = await engine.submit({ type: 'zombie', tasks: [{ processor: 'p', input: 'x' }] });
+    const zombie = engine.runTask({ jobId: job.id, task: 0 }, { messageId: 'm1' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await store.get(job.id))?.tasks[0]).toMatchObject({ status: 'RUNNING', attempts: 1 });
+
+    // The lease lapses (the worker looks dead) and the message comes back: attempt 2.
+    now += 66_000;
+    expect(await engine.runTask({ jobId: job.id, task: 0 }, { messageId: 'm1' })).toEqual({ kind: 'done' });
+    // The zombie wakes up and reports success for attempt 1.
+    releases[0]?.({ status: 'ok', result: { by: 1 } });
+    expect(await zombie).toEqual({ kind: 'keep' });
+
+    const final = await store.get(job.id);
+    expect(final?.status).toBe('SUCCEEDED');
+    expect(final?.tasks[0]).toMatchObject({ attempts: 2, result: { by: 2 }, late: [{ attempt: 1, status: 'ok' }] });
+  });
+});

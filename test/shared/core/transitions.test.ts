@@ -1,0 +1,208 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidStateError } from '../../../shared/core/errors.js';
+import type { Job } from '../../../shared/core/model.js';
+import type { Processor } from '../../../shared/core/processors.js';
+import {
+  abortJob,
+  completeAttempt,
+  createJob,
+  type NewJob,
+  poisonTask,
+  startAttempt,
+} from '../../../shared/core/transitions.js';
+
+const processor: Processor = {
+  name: 'p',
+  target: { type: 'lambda', functionName: 'p' },
+  timeoutSeconds: 10,
+  maxAttempts: 2,
+  backoff: { type: 'fixed', delaySeconds: 5 },
+};
+const t0 = new Date('2026-05-01T10:00:00Z');
+const at = (s: number) => new Date(t0.getTime() + s * 1000);
+const ok = (result: unknown = 'r') => ({ status: 'ok' as const, result });
+const crash = { status: 'error' as const, error: { kind: 'crash' as const, message: 'threw' }, retryable: true };
+
+function make(strategy: NewJob['strategy'], n: number, failFast = false): { job: Job; enqueue: number[] } {
+  return createJob(
+    { type: 't', strategy, failFast, tasks: Array.from({ length: n }, (_, i) => ({ processor: 'p', input: i })) },
+    { jobId: 'j', taskIds: Array.from({ length: n }, (_, i) => `j.${i}`) },
+    t0,
+    { requestHash: 'h' },
+  );
+}
+
+function run(job: Job, index: number, messageId: string, when = t0) {
+  const decision = startAttempt(job, index, { messageId }, processor, when, 10);
+  if (decision.action !== 'run') throw new Error(`expected run, got ${decision.action}`);
+  return decision;
+}
+
+describe('creating a job', () => {
+  it('queues only the first task of a sequential job and every task of a concurrent one', () => {
+    const seq = make('sequential', 3);
+    expect(seq.enqueue).toEqual([0]);
+    expect(seq.job.tasks.map((t) => t.status)).toEqual(['QUEUED', 'PENDING', 'PENDING']);
+    const conc = make('concurrent', 3);
+    expect(conc.enqueue).toEqual([0, 1, 2]);
+    expect(conc.job.status).toBe('PENDING');
+  });
+});
+
+describe('starting attempts', () => {
+  it('marks the task RUNNING with attempt 1 and a lease, and the job RUNNING', () => {
+    const { job, attempt } = run(make('sequential', 1).job, 0, 'm1');
+    expect(attempt).toBe(1);
+    expect(job.status).toBe('RUNNING');
+    expect(job.tasks[0]).toMatchObject({
+      status: 'RUNNING',
+      attempts: 1,
+      lease: { messageId: 'm1', until: at(20).toISOString() },
+    });
+    expect(job.version).toBe(2);
+  });
+
+  it('drops another message for a live attempt, and holds the lease message itself', () => {
+    const { job } = run(make('sequential', 1).job, 0, 'm1');
+    expect(startAttempt(job, 0, { messageId: 'm2' }, processor, at(5), 10)).toMatchObject({ action: 'drop' });
+    expect(startAttempt(job, 0, { messageId: 'm1' }, processor, at(5), 10)).toEqual({
+      action: 'hold',
+      delaySeconds: 15,
+      reason: 'lease still live',
+    });
+  });
+
+  it('starts attempt 2 once the lease has lapsed, and fails the task after the last lease lapses', () => {
+    const first = run(make('sequential', 1).job, 0, 'm1');
+    const second = run(first.job, 0, 'm1', at(21));
+    expect(second.attempt).toBe(2);
+    const exhausted = startAttempt(second.job, 0, { messageId: 'm1' }, processor, at(42), 10);
+    expect(exhausted.action).toBe('settle');
+    if (exhausted.action !== 'settle') return;
+    expect(exhausted.job.status).toBe('FAILED');
+    expect(exhausted.job.tasks[0]?.error).toMatchObject({ kind: 'timeout' });
+  });
+
+  it('holds a retrying task until its backoff is over', () => {
+    const started = run(make('sequential', 1).job, 0, 'm1');
+    const retried = completeAttempt(started.job, 0, 1, crash, processor, at(1));
+    if (!retried.applied) throw new Error('expected applied');
+    expect(retried.retryDelaySeconds).toBe(5);
+    expect(startAttempt(retried.job, 0, { messageId: 'm1' }, processor, at(3), 10)).toMatchObject({
+      action: 'hold',
+      delaySeconds: 3,
+    });
+    expect(startAttempt(retried.job, 0, { messageId: 'm1' }, processor, at(6), 10)).toMatchObject({
+      action: 'run',
+      attempt: 2,
+    });
+  });
+
+  it('resends the successor of a finished task whose message comes back (lost send repair)', () => {
+    const started = run(make('sequential', 2).job, 0, 'm1');
+    const done = completeAttempt(started.job, 0, 1, ok(), processor, at(1));
+    if (!done.applied) throw new Error('expected applied');
+    expect(done.enqueue).toEqual([1]);
+    expect(startAttempt(done.job, 0, { messageId: 'm1' }, processor, at(2), 10)).toEqual({
+      action: 'drop',
+      reason: 'task SUCCEEDED',
+      enqueue: [1],
+    });
+  });
+});
+
+describe('completing attempts', () => {
+  it('fails a task for good on an error reply that is not retryable', () => {
+    const started = run(make('concurrent', 2).job, 0, 'm1');
+    const failed = completeAttempt(
+      started.job,
+      0,
+      1,
+      { status: 'error', error: { kind: 'error', code: 'X', message: 'm' }, retryable: false },
+      processor,
+      at(1),
+    );
+    expect(failed.applied && failed.job.tasks[0]?.status).toBe('FAILED');
+    expect(failed.job?.status).toBe('RUNNING');
+  });
+
+  it('fails a crashing task with kind crash after maxAttempts', () => {
+    let job = run(make('sequential', 1).job, 0, 'm1').job;
+    const retry = completeAttempt(job, 0, 1, crash, processor, at(1));
+    if (!retry.applied) throw new Error();
+    job = run(retry.job, 0, 'm1', at(7)).job;
+    const last = completeAttempt(job, 0, 2, crash, processor, at(8));
+    expect(last.applied && last.job.tasks[0]).toMatchObject({
+      status: 'FAILED',
+      attempts: 2,
+      error: { kind: 'crash' },
+    });
+    expect(last.job?.status).toBe('FAILED');
+  });
+
+  it('refuses a stale attempt and keeps its outcome as history', () => {
+    const first = run(make('sequential', 1).job, 0, 'm1');
+    const second = run(first.job, 0, 'm1', at(21));
+    const zombie = completeAttempt(second.job, 0, 1, ok('old'), processor, at(22));
+    expect(zombie).toMatchObject({ applied: false, superseded: true });
+    expect(zombie.job?.tasks[0]).toMatchObject({
+      status: 'RUNNING',
+      attempts: 2,
+      late: [{ attempt: 1, status: 'ok' }],
+    });
+  });
+
+  it('ends a sequential job FAILED and aborts the tasks after the failed one', () => {
+    const started = run(make('sequential', 3).job, 0, 'm1');
+    const failed = completeAttempt(
+      started.job,
+      0,
+      1,
+      { status: 'error', error: { kind: 'error', message: 'no' }, retryable: false },
+      processor,
+      at(1),
+    );
+    expect(failed.job?.tasks.map((t) => t.status)).toEqual(['FAILED', 'ABORTED', 'ABORTED']);
+    expect(failed.job?.status).toBe('FAILED');
+    expect(failed.applied && failed.enqueue).toEqual([]);
+  });
+
+  it('with failFast, aborts the unfinished tasks of a concurrent job at the first failure', () => {
+    const created = make('concurrent', 3, true).job;
+    const a = run(created, 0, 'a');
+    const b = run(a.job, 1, 'b');
+    const failed = completeAttempt(
+      b.job,
+      0,
+      1,
+      { status: 'error', error: { kind: 'error', message: 'no' }, retryable: false },
+      processor,
+      at(1),
+    );
+    expect(failed.job?.tasks.map((t) => t.status)).toEqual(['FAILED', 'ABORTED', 'ABORTED']);
+    const late = completeAttempt(failed.job!, 1, 1, ok(), processor, at(2));
+    expect(late).toMatchObject({ applied: false, superseded: false });
+    expect(late.job?.tasks[1]).toMatchObject({ status: 'ABORTED', late: [{ attempt: 1, status: 'ok' }] });
+  });
+});
+
+describe('abort and poison', () => {
+  it('aborts every unfinished task in one step, is idempotent, and refuses finished jobs', () => {
+    const started = run(make('concurrent', 2).job, 0, 'm1');
+    const { job, changed } = abortJob(started.job, at(1));
+    expect(changed).toBe(true);
+    expect(job.status).toBe('ABORTED');
+    expect(job.tasks.map((t) => t.error?.kind)).toEqual(['aborted', 'aborted']);
+    expect(abortJob(job, at(2))).toEqual({ job, changed: false });
+    const done = completeAttempt(run(make('sequential', 1).job, 0, 'm').job, 0, 1, ok(), processor, at(1));
+    expect(() => abortJob(done.job!, at(2))).toThrow(InvalidStateError);
+  });
+
+  it('records a dead-lettered task as poison and lets the strategy go on', () => {
+    const { job } = make('sequential', 2);
+    const poisoned = poisonTask(job, 0, at(1), 'dead-lettered');
+    expect(poisoned?.job.tasks.map((t) => t.status)).toEqual(['FAILED', 'ABORTED']);
+    expect(poisoned?.job.tasks[0]?.error).toEqual({ kind: 'poison', message: 'dead-lettered' });
+    expect(poisonTask(poisoned!.job, 0, at(2), 'again')).toBeUndefined();
+  });
+});
