@@ -14,7 +14,14 @@ import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-s
 import dynalite from 'dynalite';
 import { createSqsServer } from 'local-aws-sqs';
 import S3rver from 's3rver';
-import { physicalName, type QueueKey, resources, type TableDeclaration } from '../shared/resources.js';
+import {
+  type BucketKey,
+  physicalName,
+  type QueueKey,
+  resources,
+  type TableDeclaration,
+  type TableKey,
+} from '../shared/resources.js';
 
 /** Where the local cloud's services answer, as the AWS SDK's endpoint variables name them. */
 export interface CloudEndpoints {
@@ -23,10 +30,16 @@ export interface CloudEndpoints {
   s3: string;
 }
 
+export interface ProvisionedQueue {
+  name: string;
+  url: string;
+  arn: string;
+}
+
 export interface ProvisionedResources {
-  tables: Record<string, string>;
-  queues: Record<string, { name: string; url: string; arn: string }>;
-  buckets: Record<string, string>;
+  tables: Record<TableKey, string>;
+  queues: Record<QueueKey, ProvisionedQueue>;
+  buckets: Record<BucketKey, string>;
 }
 
 export interface Cloud {
@@ -171,7 +184,7 @@ export async function provision(endpoints: CloudEndpoints, stage: string): Promi
   const sqs = new SQSClient(awsConfig(endpoints.sqs));
   const s3 = new S3Client({ ...awsConfig(endpoints.s3), forcePathStyle: true });
   try {
-    const tables: Record<string, string> = {};
+    const tables = {} as Record<TableKey, string>;
     for (const [key, table] of Object.entries(resources.tables)) {
       const name = physicalName(stage, table.name);
       try {
@@ -180,10 +193,10 @@ export async function provision(endpoints: CloudEndpoints, stage: string): Promi
         if (!(error instanceof ResourceInUseException)) throw error;
       }
       await waitForTable(dynamo, name);
-      tables[key] = name;
+      tables[key as TableKey] = name;
     }
 
-    const queues: ProvisionedResources['queues'] = {};
+    const queues = {} as Record<QueueKey, ProvisionedQueue>;
     // Dead-letter queues first: a redrive policy must name an existing queue.
     const ordered = (Object.keys(resources.queues) as QueueKey[]).sort(
       (a, b) => Number('deadLetter' in resources.queues[a]) - Number('deadLetter' in resources.queues[b]),
@@ -197,7 +210,7 @@ export async function provision(endpoints: CloudEndpoints, stage: string): Promi
       };
       if ('deadLetter' in queue) {
         attributes.RedrivePolicy = JSON.stringify({
-          deadLetterTargetArn: queues[queue.deadLetter.queue]?.arn,
+          deadLetterTargetArn: queues[queue.deadLetter.queue as QueueKey]?.arn,
           maxReceiveCount: queue.deadLetter.maxReceiveCount,
         });
       }
@@ -207,7 +220,7 @@ export async function provision(endpoints: CloudEndpoints, stage: string): Promi
       queues[key] = { name, url: QueueUrl, arn: Attributes?.QueueArn ?? '' };
     }
 
-    const buckets: Record<string, string> = {};
+    const buckets = {} as Record<BucketKey, string>;
     for (const [key, bucket] of Object.entries(resources.buckets)) {
       const name = physicalName(stage, bucket.name);
       try {
@@ -216,7 +229,7 @@ export async function provision(endpoints: CloudEndpoints, stage: string): Promi
         const code = (error as { name?: string }).name;
         if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw error;
       }
-      buckets[key] = name;
+      buckets[key as BucketKey] = name;
     }
     return { tables, queues, buckets };
   } finally {

@@ -35,7 +35,10 @@ describe('embedded cloud', () => {
       const sqs = new SQSClient({});
       for (const [key, queue] of Object.entries(resources.queues)) {
         const { Attributes = {} } = await sqs.send(
-          new GetQueueAttributesCommand({ QueueUrl: stack.info.queues[key]?.url, AttributeNames: ['All'] }),
+          new GetQueueAttributesCommand({
+            QueueUrl: stack.info.queues[key as keyof typeof stack.info.queues]?.url,
+            AttributeNames: ['All'],
+          }),
         );
         expect(Number(Attributes.VisibilityTimeout)).toBe(queue.visibilityTimeoutSeconds);
         expect(Number(Attributes.MessageRetentionPeriod)).toBe(queue.retentionSeconds);
