@@ -168,7 +168,7 @@ export function tableInput(table: TableDeclaration, tableName: string): CreateTa
     input.GlobalSecondaryIndexes = table.indexes.map((index) => ({
       IndexName: index.name,
       KeySchema: keySchema(index.partitionKey, index.sortKey),
-      Projection: { ProjectionType: 'ALL' },
+      Projection: { ProjectionType: index.projection },
     }));
   }
   input.AttributeDefinitions = [...attributes].map(([AttributeName, AttributeType]) => ({

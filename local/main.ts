@@ -16,7 +16,9 @@ if (values.fresh) rmSync(stateDir, { recursive: true, force: true });
 
 const port = Number(process.env.PORT ?? 3000);
 const started = Date.now();
-const stack = await startLocalStack({ port, stateDir });
+// Locally the sweeper looks for lost messages after 30 s, not AWS's 5 minutes: the embedded SQS
+// loses its messages on every restart, and a developer should not wait for them.
+const stack = await startLocalStack({ port, stateDir, handlerEnv: { SWEEP_GRACE_SECONDS: '30' } });
 const { info } = stack;
 
 const lines = [

@@ -16,6 +16,8 @@ export interface IndexDeclaration {
   name: string;
   partitionKey: KeyDeclaration;
   sortKey?: KeyDeclaration;
+  /** KEYS_ONLY keeps index writes (billed like table writes) as small as they get. */
+  projection: 'KEYS_ONLY' | 'ALL';
 }
 
 export interface TableDeclaration {
@@ -73,6 +75,8 @@ const functions = {
   /** Runs tasks: its timeout bounds every processor's timeout (plus a margin to record the outcome). */
   worker: { entry: 'functions/worker/handler.ts', timeoutSeconds: 300, memoryMb: 512 },
   submitConsumer: { entry: 'functions/submit-consumer/handler.ts', timeoutSeconds: 30, memoryMb: 256 },
+  /** Re-sends the messages of tasks whose message was lost (a crash between a write and a send). */
+  sweeper: { entry: 'functions/sweeper/handler.ts', timeoutSeconds: 120, memoryMb: 256 },
   /** Turns dead-lettered task messages into recorded `poison` failures. */
   deadLetters: { entry: 'functions/dead-letters/handler.ts', timeoutSeconds: 30, memoryMb: 256 },
 } satisfies Record<string, FunctionDeclaration>;
@@ -110,7 +114,17 @@ const tables = {
     partitionKey: { name: 'pk', type: 'S' },
     sortKey: { name: 'sk', type: 'S' },
     ttlAttribute: 'expiresAt',
-    indexes: [],
+    indexes: [
+      {
+        // Sparse: only unfinished jobs carry `activeShard`, so the sweeper reads just those, and a
+        // job enters and leaves the index once (keyed on createdAt, which never changes).
+        // Sharded so 10,000 new jobs/s never crowd one index partition.
+        name: 'active',
+        partitionKey: { name: 'activeShard', type: 'S' },
+        sortKey: { name: 'createdAt', type: 'S' },
+        projection: 'KEYS_ONLY',
+      },
+    ],
   },
 } satisfies Record<string, TableDeclaration>;
 
@@ -137,7 +151,9 @@ const eventSources: EventSourceDeclaration[] = [
   { queue: 'workDlq', function: 'deadLetters', batchSize: 10, maxConcurrency: 1 },
 ];
 
-const schedules: Record<string, ScheduleDeclaration> = {};
+const schedules: Record<string, ScheduleDeclaration> = {
+  sweep: { function: 'sweeper', rateSeconds: 60 },
+};
 
 export const resources = { tables, queues, buckets, functions, api, eventSources, schedules } as const;
 

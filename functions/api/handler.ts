@@ -29,7 +29,7 @@ function jobId(event: ApiEvent): string {
 
 /** Long poll: re-read with growing pauses until the job is terminal or the wait is over. */
 async function readUntilTerminal(id: string, waitSeconds: number) {
-  const { engine } = wiring(engineLog);
+  const { engine } = wiring('api', engineLog);
   const until = Date.now() + waitSeconds * 1000;
   let pause = 100;
   for (;;) {
@@ -48,7 +48,7 @@ const routes: Record<string, Route> = {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
     const header = event.headers['idempotency-key'];
     const key = header === undefined ? undefined : parseOrThrow(idempotencyKeySchema, header, 'Idempotency-Key header');
-    const { engine, payloads } = wiring(engineLog);
+    const { engine, payloads } = wiring('api', engineLog);
     const { job, created } = await engine.submit(event.json, key);
     return json(created ? 202 : 200, await toJobView(job, payloads), { location: `/v1/jobs/${job.id}` });
   },
@@ -56,12 +56,12 @@ const routes: Record<string, Route> = {
   'GET /v1/jobs/{id}': async (event) => {
     const { wait = 0 } = parseOrThrow(readQuery, event.queryStringParameters ?? {}, 'Query');
     const job = await readUntilTerminal(jobId(event), wait);
-    return json(200, await toJobView(job, wiring(engineLog).payloads));
+    return json(200, await toJobView(job, wiring('api', engineLog).payloads));
   },
 
   'POST /v1/jobs/{id}/abort': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    const { engine, payloads } = wiring(engineLog);
+    const { engine, payloads } = wiring('api', engineLog);
     const { job, changed } = await engine.abort(jobId(event));
     return json(changed ? 202 : 200, await toJobView(job, payloads));
   },

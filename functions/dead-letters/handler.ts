@@ -8,6 +8,8 @@ import { parseJson, taskMessageSchema } from '../../shared/core/schemas.js';
 
 const logger = new Logger({ serviceName: 'jobs-dead-letters' });
 const processor = new BatchProcessor(EventType.SQS);
+const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
+  logger[level](message, data ?? {});
 
 /** A task message that kept failing: record the task as FAILED (`poison`) so its job can end. */
 async function poisonRecord(record: SQSRecord): Promise<void> {
@@ -16,7 +18,7 @@ async function poisonRecord(record: SQSRecord): Promise<void> {
     logger.error('Unreadable dead letter dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
     return;
   }
-  const { engine } = wiring((level, message, data) => logger[level](message, data ?? {}));
+  const { engine } = wiring('dead-letters', engineLog);
   await engine.poison(
     parsed.data,
     `delivery failed ${record.attributes.ApproximateReceiveCount ?? 'many'} times; dead-lettered`,

@@ -11,6 +11,8 @@ import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-submit' });
 const processor = new BatchProcessor(EventType.SQS);
+const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
+  logger[level](message, data ?? {});
 
 /**
  * Direct enqueue: the message body is a `POST /v1/jobs` body. The idempotency key is the
@@ -20,7 +22,7 @@ const processor = new BatchProcessor(EventType.SQS);
  */
 async function submitRecord(record: SQSRecord): Promise<void> {
   const key = record.messageAttributes.IdempotencyKey?.stringValue ?? record.messageId;
-  const { engine } = wiring((level, message, data) => logger[level](message, data ?? {}));
+  const { engine } = wiring('submit', engineLog);
   try {
     let body: unknown;
     try {

@@ -11,6 +11,8 @@ import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-worker' });
 const processor = new BatchProcessor(EventType.SQS);
+const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
+  logger[level](message, data ?? {});
 
 /** Thrown so the batch processor reports the record as failed and SQS brings it back later. */
 class RetryLater extends Error {}
@@ -36,7 +38,7 @@ async function runRecord(record: SQSRecord): Promise<void> {
     logger.error('Unreadable task message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
     return;
   }
-  const { engine } = wiring((level, message, data) => logger[level](message, data ?? {}));
+  const { engine } = wiring('worker', engineLog);
   const verdict = await engine.runTask(
     parsed.data,
     { messageId: record.messageId },

@@ -1,16 +1,26 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { isTerminal, type Job } from '../core/model.js';
 import type { JobStore } from '../core/ports.js';
 import type { S3PayloadStore } from './payloads.js';
 
 const JOB_SK = 'JOB';
+const ACTIVE_INDEX = 'active';
 
 /** How long finished jobs (and so their idempotency keys) are kept. */
 export const DEFAULT_RETENTION_DAYS = 30;
 
-type JobItem = Job & { pk: string; sk: string; expiresAt?: number };
+type JobItem = Job & { pk: string; sk: string; expiresAt?: number; activeShard?: string };
+
+/** Shards of the sparse `active` index (see shared/resources.ts). */
+export const ACTIVE_SHARDS = 16;
+
+function activeShard(id: string): string {
+  let hash = 0;
+  for (let i = 0; i < id.length; i++) hash = (hash * 31 + id.charCodeAt(i)) >>> 0;
+  return `A${hash % ACTIVE_SHARDS}`;
+}
 
 /**
  * Jobs on DynamoDB: one item per job, tasks inside it, so every transition is one conditional
@@ -88,6 +98,25 @@ export class DynamoJobStore implements JobStore {
     }
   }
 
+  async *activeJobs(createdBefore: Date): AsyncIterable<string> {
+    for (let shard = 0; shard < ACTIVE_SHARDS; shard++) {
+      let cursor: Record<string, unknown> | undefined;
+      do {
+        const page = await this.doc.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: ACTIVE_INDEX,
+            KeyConditionExpression: 'activeShard = :shard AND createdAt < :before',
+            ExpressionAttributeValues: { ':shard': `A${shard}`, ':before': createdBefore.toISOString() },
+            ExclusiveStartKey: cursor,
+          }),
+        );
+        for (const item of page.Items ?? []) yield String(item.pk).slice('JOB#'.length);
+        cursor = page.LastEvaluatedKey;
+      } while (cursor);
+    }
+  }
+
   private async toItem(job: Job): Promise<JobItem> {
     const tasks = await Promise.all(
       job.tasks.map(async (task) => ({
@@ -98,9 +127,13 @@ export class DynamoJobStore implements JobStore {
           : {}),
       })),
     );
-    const item: JobItem = { pk: pk(job.id), sk: JOB_SK, ...job, tasks };
-    if (isTerminal(job.status) && job.endedAt) {
-      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retentionDays * 86400;
+    // Storage-only attributes are recomputed on every write, never carried over from a read.
+    const { expiresAt: _expires, ...fields } = job as Job & { expiresAt?: number };
+    const item: JobItem = { ...fields, pk: pk(job.id), sk: JOB_SK, tasks };
+    if (isTerminal(job.status)) {
+      if (job.endedAt) item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retentionDays * 86400;
+    } else {
+      item.activeShard = activeShard(job.id);
     }
     return item;
   }
@@ -111,7 +144,7 @@ function pk(id: string): string {
 }
 
 function fromItem(item: JobItem): Job & { expiresAt?: number } {
-  const { pk: _pk, sk: _sk, ...job } = item;
+  const { pk: _pk, sk: _sk, activeShard: _shard, ...job } = item;
   return job;
 }
 

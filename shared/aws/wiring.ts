@@ -56,22 +56,26 @@ export function wiringFromEnv(
   return { engine, payloads };
 }
 
-let cached: { key: string; wiring: Wiring } | undefined;
+const cache = new Map<string, { key: string; wiring: Wiring }>();
 
 /**
- * The wiring for the current environment, reused while it stays the same (a warm Lambda). Keyed on
- * the variables it reads, so a local stack restarted in the same process gets fresh wiring.
+ * The wiring of one function (`name`), reused while the environment stays the same (a warm
+ * Lambda). Keyed on the variables it reads, so a local stack restarted in the same process gets
+ * fresh wiring; per function, so each logs under its own service name.
  */
-export function wiring(log?: Parameters<typeof wiringFromEnv>[1]): Wiring {
+export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]): Wiring {
   const key = JSON.stringify(
     Object.entries(process.env)
-      .filter(([name]) =>
+      .filter(([variable]) =>
         /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN)/.test(
-          name,
+          variable,
         ),
       )
       .sort(),
   );
-  if (cached?.key !== key) cached = { key, wiring: wiringFromEnv(process.env, log) };
-  return cached.wiring;
+  const hit = cache.get(name);
+  if (hit?.key === key) return hit.wiring;
+  const fresh = wiringFromEnv(process.env, log);
+  cache.set(name, { key, wiring: fresh });
+  return fresh;
 }

@@ -13,6 +13,7 @@ import {
   type Delivery,
   poisonTask,
   startAttempt,
+  strandedTasks,
   type Transition,
 } from './transitions.js';
 
@@ -94,7 +95,16 @@ export class JobEngine {
       if (outcome.existing.requestHash !== job.requestHash) {
         throw new IdempotencyMismatchError(`Idempotency key was already used with a different request`);
       }
-      return { job: outcome.existing, created: false };
+      // The first submit may have died between its write and its send (and answered 500): a
+      // replay of a job nothing has started yet sends its queued tasks again. Duplicates are dropped.
+      const existing = outcome.existing;
+      if (existing.status === 'PENDING') {
+        await this.send(
+          existing.id,
+          existing.tasks.filter((t) => t.status === 'QUEUED').map((t) => t.index),
+        );
+      }
+      return { job: existing, created: false };
     }
     await this.send(job.id, enqueue);
     this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: job.tasks.length });
@@ -233,6 +243,27 @@ export class JobEngine {
     if (!result) return;
     this.log('warn', 'task failed: poison', { jobId: message.jobId, task: message.task });
     await this.send(message.jobId, result.enqueue);
+  }
+
+  /**
+   * The sweeper: finds unfinished jobs whose task messages must have been lost (a crash between a
+   * write and its send, a lost local queue) and sends them again.
+   */
+  async sweep(graceSeconds: number): Promise<{ jobs: number; resent: number }> {
+    const now = this.deps.clock.now();
+    let jobs = 0;
+    let resent = 0;
+    for await (const id of this.deps.store.activeJobs(new Date(now.getTime() - graceSeconds * 1000))) {
+      jobs++;
+      const job = await this.deps.store.get(id);
+      if (!job) continue;
+      const stranded = strandedTasks(job, now, graceSeconds);
+      if (stranded.length === 0) continue;
+      this.log('warn', 'sweeper re-sends stranded tasks', { jobId: id, tasks: stranded });
+      await this.send(id, stranded);
+      resent += stranded.length;
+    }
+    return { jobs, resent };
   }
 
   private async send(jobId: string, tasks: number[]): Promise<void> {

@@ -15,6 +15,8 @@ export interface JobStore {
   get(id: string): Promise<Job | undefined>;
   /** Writes `job` only if the stored version is still `expectedVersion`; false when another write won. */
   replace(job: Job, expectedVersion: number): Promise<boolean>;
+  /** Ids of unfinished jobs created before `createdBefore` (for the sweeper). */
+  activeJobs(createdBefore: Date): AsyncIterable<string>;
 }
 
 export interface WorkQueue {

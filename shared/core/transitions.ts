@@ -332,3 +332,21 @@ export function poisonTask(job: Job, index: number, now: Date, reason: string): 
   if (!task || isTerminal(job.status) || isTerminal(task.status) || task.status === 'PENDING') return undefined;
   return finishTask(job, index, 'FAILED', now, { error: { kind: 'poison', message: reason } });
 }
+
+/**
+ * Tasks whose message should exist but, by the clock, must have been lost: queued, retrying or
+ * leased long past the moment their message was due back. Re-sending is always safe (a duplicate
+ * is dropped on receipt), so the sweeper errs on the side of sending.
+ */
+export function strandedTasks(job: Job, now: Date, graceSeconds: number): number[] {
+  if (isTerminal(job.status)) return [];
+  const due = (iso: string | undefined) => iso !== undefined && Date.parse(iso) + graceSeconds * 1000 < now.getTime();
+  return job.tasks
+    .filter(
+      (task) =>
+        (task.status === 'QUEUED' && due(task.queuedAt)) ||
+        (task.status === 'RETRYING' && due(task.retryAt)) ||
+        (task.status === 'RUNNING' && due(task.lease?.until)),
+    )
+    .map((task) => task.index);
+}
