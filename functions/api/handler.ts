@@ -10,11 +10,11 @@ import { idempotencyKeySchema, parseOrThrow } from '../../shared/core/schemas.js
 import { toJobView } from '../../shared/core/view.js';
 import { type ApiEvent, DEFAULT_MAX_BODY_BYTES, httpErrors, jsonBody } from '../../shared/http/middleware.js';
 import { json } from '../../shared/http/responses.js';
+import { engineLog } from '../../shared/lambda/handlers.js';
 
 const logger = new Logger({ serviceName: 'jobs-api' });
 
-const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
-  logger[level](message, data ?? {});
+const log = engineLog(logger);
 
 type Route = (event: ApiEvent) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -29,7 +29,7 @@ function jobId(event: ApiEvent): string {
 
 /** Long poll: re-read with growing pauses until the job is terminal or the wait is over. */
 async function readUntilTerminal(id: string, waitSeconds: number) {
-  const { engine } = wiring('api', engineLog);
+  const { engine } = wiring('api', log);
   const until = Date.now() + waitSeconds * 1000;
   let pause = 100;
   for (;;) {
@@ -48,7 +48,7 @@ const routes: Record<string, Route> = {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
     const header = event.headers['idempotency-key'];
     const key = header === undefined ? undefined : parseOrThrow(idempotencyKeySchema, header, 'Idempotency-Key header');
-    const { engine, payloads } = wiring('api', engineLog);
+    const { engine, payloads } = wiring('api', log);
     const { job, created } = await engine.submit(event.json, key);
     return json(created ? 202 : 200, await toJobView(job, payloads), { location: `/v1/jobs/${job.id}` });
   },
@@ -56,12 +56,12 @@ const routes: Record<string, Route> = {
   'GET /v1/jobs/{id}': async (event) => {
     const { wait = 0 } = parseOrThrow(readQuery, event.queryStringParameters ?? {}, 'Query');
     const job = await readUntilTerminal(jobId(event), wait);
-    return json(200, await toJobView(job, wiring('api', engineLog).payloads));
+    return json(200, await toJobView(job, wiring('api', log).payloads));
   },
 
   'POST /v1/jobs/{id}/abort': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    const { engine, payloads } = wiring('api', engineLog);
+    const { engine, payloads } = wiring('api', log);
     const { job, changed } = await engine.abort(jobId(event));
     return json(changed ? 202 : 200, await toJobView(job, payloads));
   },

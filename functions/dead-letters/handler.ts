@@ -1,15 +1,11 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { wiring } from '../../shared/aws/wiring.js';
 import { parseJson, taskMessageSchema } from '../../shared/core/schemas.js';
+import { engineLog, sqsBatchHandler } from '../../shared/lambda/handlers.js';
 
 const logger = new Logger({ serviceName: 'jobs-dead-letters' });
-const processor = new BatchProcessor(EventType.SQS);
-const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
-  logger[level](message, data ?? {});
+const log = engineLog(logger);
 
 /** A task message that kept failing: record the task as FAILED (`poison`) so its job can end. */
 async function poisonRecord(record: SQSRecord): Promise<void> {
@@ -18,19 +14,11 @@ async function poisonRecord(record: SQSRecord): Promise<void> {
     logger.error('Unreadable dead letter dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
     return;
   }
-  const { engine } = wiring('dead-letters', engineLog);
+  const { engine } = wiring('dead-letters', log);
   await engine.poison(
     parsed.data,
     `delivery failed ${record.attributes.ApproximateReceiveCount ?? 'many'} times; dead-lettered`,
   );
 }
 
-export const handler = middy<SQSEvent, SQSBatchResponse>()
-  .use(injectLambdaContext(logger))
-  .handler((event, context) =>
-    processPartialResponse(event, poisonRecord, processor, {
-      context,
-      processInParallel: true,
-      throwOnFullBatchFailure: false,
-    }),
-  );
+export const handler = sqsBatchHandler(logger, poisonRecord);

@@ -1,18 +1,14 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { clients } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
 import { JobsError } from '../../shared/core/errors.js';
+import { engineLog, sqsBatchHandler } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-submit' });
-const processor = new BatchProcessor(EventType.SQS);
-const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
-  logger[level](message, data ?? {});
+const log = engineLog(logger);
 
 /**
  * Direct enqueue: the message body is a `POST /v1/jobs` body. The idempotency key is the
@@ -22,7 +18,7 @@ const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Rec
  */
 async function submitRecord(record: SQSRecord): Promise<void> {
   const key = record.messageAttributes.IdempotencyKey?.stringValue ?? record.messageId;
-  const { engine } = wiring('submit', engineLog);
+  const { engine } = wiring('submit', log);
   try {
     let body: unknown;
     try {
@@ -62,12 +58,4 @@ class RefusedMessage extends JobsError {
   }
 }
 
-export const handler = middy<SQSEvent, SQSBatchResponse>()
-  .use(injectLambdaContext(logger))
-  .handler((event, context) =>
-    processPartialResponse(event, submitRecord, processor, {
-      context,
-      processInParallel: true,
-      throwOnFullBatchFailure: false,
-    }),
-  );
+export const handler = sqsBatchHandler(logger, submitRecord);

@@ -3,10 +3,10 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { ScheduledEvent } from 'aws-lambda';
 import { wiring } from '../../shared/aws/wiring.js';
+import { engineLog } from '../../shared/lambda/handlers.js';
 
 const logger = new Logger({ serviceName: 'jobs-sweeper' });
-const log = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
-  logger[level](message, data ?? {});
+const log = engineLog(logger);
 
 /** Seconds past the moment a task's message was due back before it counts as lost. */
 const graceSeconds = () => Number(process.env.SWEEP_GRACE_SECONDS ?? 300);

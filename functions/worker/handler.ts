@@ -1,18 +1,14 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
-import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { clients } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
 import { parseJson, taskMessageSchema } from '../../shared/core/schemas.js';
+import { engineLog, sqsBatchHandler } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-worker' });
-const processor = new BatchProcessor(EventType.SQS);
-const engineLog = (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) =>
-  logger[level](message, data ?? {});
+const log = engineLog(logger);
 
 /** Thrown so the batch processor reports the record as failed and SQS brings it back later. */
 class RetryLater extends Error {}
@@ -38,7 +34,7 @@ async function runRecord(record: SQSRecord): Promise<void> {
     logger.error('Unreadable task message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
     return;
   }
-  const { engine } = wiring('worker', engineLog);
+  const { engine } = wiring('worker', log);
   const verdict = await engine.runTask(
     parsed.data,
     { messageId: record.messageId },
@@ -52,12 +48,4 @@ async function runRecord(record: SQSRecord): Promise<void> {
   if (verdict.kind === 'keep') throw new RetryLater('stale attempt; message left to the current lease');
 }
 
-export const handler = middy<SQSEvent, SQSBatchResponse>()
-  .use(injectLambdaContext(logger))
-  .handler((event, context) =>
-    processPartialResponse(event, runRecord, processor, {
-      context,
-      processInParallel: true,
-      throwOnFullBatchFailure: false,
-    }),
-  );
+export const handler = sqsBatchHandler(logger, runRecord);
