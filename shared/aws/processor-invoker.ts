@@ -3,6 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { ProcessorInvoker, TaskRequest } from '../core/ports.js';
 import type { Processor } from '../core/processors.js';
@@ -46,9 +47,23 @@ export class TargetInvoker implements ProcessorInvoker {
   invoke(processor: Processor, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome> {
     const target = processor.target;
     if (target.type === 'lambda') return this.invokeLambda(target.functionName, request, signal);
-    const secret = this.env[target.secretEnv];
-    if (!secret) return Promise.resolve(crash(`signing secret ${target.secretEnv} is not configured`));
-    return invokeHttp(target.url, secret, Boolean(target.allowPrivateNetwork), request, signal);
+    return this.secret(target).then((secret) =>
+      secret === undefined
+        ? crash(`signing secret ${target.secretName ?? target.secretEnv} is not available`)
+        : invokeHttp(target.url, secret, Boolean(target.allowPrivateNetwork), request, signal),
+    );
+  }
+
+  /** Secrets Manager values are cached for five minutes (Powertools), so rotation takes effect. */
+  private async secret(target: { secretName?: string; secretEnv?: string }): Promise<string | undefined> {
+    if (target.secretEnv) return this.env[target.secretEnv] || undefined;
+    if (!target.secretName) return undefined;
+    try {
+      const value = await getSecret(target.secretName, { maxAge: 300 });
+      return typeof value === 'string' ? value : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private async invokeLambda(functionName: string, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome> {

@@ -10,8 +10,12 @@ export type ProcessorTarget =
   | {
       type: 'http';
       url: string;
-      /** Name of the environment variable holding the signing secret (never the secret itself). */
-      secretEnv: string;
+      /**
+       * Where the signing secret lives (never in the configuration itself): an AWS Secrets Manager
+       * secret name (in AWS), or an environment variable's name (local development).
+       */
+      secretName?: string;
+      secretEnv?: string;
       /** Loopback and private addresses are refused unless a processor is allowed them (local development). */
       allowPrivateNetwork?: boolean;
     };
@@ -45,12 +49,23 @@ const backoffSchema = z.discriminatedUnion('type', [
 const processorSchema = z.strictObject({
   target: z.discriminatedUnion('type', [
     z.strictObject({ type: z.literal('lambda'), functionName: z.string().min(1) }),
-    z.strictObject({
-      type: z.literal('http'),
-      url: z.url({ protocol: /^https?$/ }),
-      secretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/),
-      allowPrivateNetwork: z.boolean().optional(),
-    }),
+    z
+      .strictObject({
+        type: z.literal('http'),
+        url: z.url({ protocol: /^https?$/ }),
+        secretName: z
+          .string()
+          .regex(/^[A-Za-z0-9/_+=.@-]{1,512}$/)
+          .optional(),
+        secretEnv: z
+          .string()
+          .regex(/^[A-Z_][A-Z0-9_]*$/)
+          .optional(),
+        allowPrivateNetwork: z.boolean().optional(),
+      })
+      .refine((t) => (t.secretName === undefined) !== (t.secretEnv === undefined), {
+        message: 'give exactly one of secretName or secretEnv',
+      }),
   ]),
   timeoutSeconds: z.number().int().min(1).max(900),
   maxAttempts: z.number().int().min(1).max(100).default(3),

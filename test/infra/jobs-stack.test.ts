@@ -1,0 +1,208 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../infra/app.js';
+import { physicalName, resources } from '../../shared/resources.js';
+
+const context = JSON.parse(readFileSync(join(import.meta.dirname, '../../cdk.json'), 'utf8')).context;
+
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation properties of any shape.
+type Resource = { Type: string; Properties: Record<string, any> };
+
+function synth(env: string) {
+  // Skip esbuild bundling here: `npm run synth` bundles; these tests read the template.
+  const app = new App({ context: { ...context, env, 'aws:cdk:bundling-stacks': [] } });
+  const stack = buildApp(app, env);
+  // Runs cdk-nag's AwsSolutions checks: any unacknowledged finding throws.
+  app.synth({ validateOnSynthesis: true });
+  const template = Template.fromStack(stack);
+  const all = template.toJSON().Resources as Record<string, Resource>;
+  const ofType = (type: string) => Object.entries(all).filter(([, r]) => r.Type === type);
+  return { template, all, ofType };
+}
+
+let dev: ReturnType<typeof synth>;
+let prod: ReturnType<typeof synth>;
+
+beforeAll(() => {
+  dev = synth('dev');
+  prod = synth('prod');
+}, 60_000);
+
+// biome-ignore lint/suspicious/noExplicitAny: a Ref or GetAtt.
+const refId = (value: any): string | undefined => value?.['Fn::GetAtt']?.[0] ?? value?.Ref;
+
+describe('the CDK stack', () => {
+  it('creates exactly the declared tables: keys, indexes, TTL, on demand, PITR, encryption', () => {
+    for (const table of Object.values(resources.tables)) {
+      dev.template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+        TableName: physicalName('dev', table.name),
+        KeySchema: [
+          { AttributeName: table.partitionKey.name, KeyType: 'HASH' },
+          { AttributeName: table.sortKey.name, KeyType: 'RANGE' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        TimeToLiveSpecification: { AttributeName: table.ttlAttribute, Enabled: true },
+        SSESpecification: { SSEEnabled: true, SSEType: 'KMS' },
+        GlobalSecondaryIndexes: table.indexes.map((index) => ({
+          IndexName: index.name,
+          KeySchema: [
+            { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+            { AttributeName: index.sortKey.name, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: index.projection },
+        })),
+        Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } })],
+      });
+    }
+    expect(dev.ofType('AWS::DynamoDB::GlobalTable')).toHaveLength(Object.keys(resources.tables).length);
+  });
+
+  it('creates exactly the declared queues, encrypted, TLS-only, each working queue with its DLQ', () => {
+    const queues = dev.ofType('AWS::SQS::Queue');
+    expect(queues).toHaveLength(Object.keys(resources.queues).length);
+    const byName = new Map<string, Record<string, unknown>>(
+      queues.map(([id, q]) => [q.Properties.QueueName, { id, ...q.Properties }]),
+    );
+    for (const queue of Object.values(resources.queues)) {
+      const created = byName.get(physicalName('dev', queue.name));
+      expect(created, queue.name).toBeDefined();
+      expect(created?.VisibilityTimeout).toBe(queue.visibilityTimeoutSeconds);
+      expect(created?.MessageRetentionPeriod).toBe(queue.retentionSeconds);
+      expect(created?.SqsManagedSseEnabled).toBe(true);
+      if ('deadLetter' in queue) {
+        const dlq = byName.get(
+          physicalName('dev', resources.queues[queue.deadLetter.queue as keyof typeof resources.queues].name),
+        );
+        expect(created?.RedrivePolicy).toEqual({
+          deadLetterTargetArn: { 'Fn::GetAtt': [dlq?.id, 'Arn'] },
+          maxReceiveCount: queue.deadLetter.maxReceiveCount,
+        });
+        expect(queue.deadLetter.maxReceiveCount).toBeGreaterThanOrEqual(5);
+      }
+    }
+    for (const [, policy] of dev.ofType('AWS::SQS::QueuePolicy')) {
+      expect(JSON.stringify(policy.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+    }
+    expect(dev.ofType('AWS::SQS::QueuePolicy')).toHaveLength(queues.length);
+  });
+
+  it('feeds each queue to its function with partial batch responses and a visibility ≥ 6× the timeout', () => {
+    const mappings = dev.ofType('AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(resources.eventSources.length);
+    for (const [, mapping] of mappings) {
+      expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+      const queue = dev.all[refId(mapping.Properties.EventSourceArn) as string]!;
+      const fn = dev.all[refId(mapping.Properties.FunctionName) as string]!;
+      expect(queue.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * fn.Properties.Timeout);
+    }
+  });
+
+  it('blocks public access to the bucket, encrypts it, enforces TLS and expires old objects', () => {
+    dev.template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketName: Match.stringLikeRegexp('^jobs-dev-data-'),
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+          Match.objectLike({ Prefix: 'outputs/', ExpirationInDays: 7 }),
+        ]),
+      },
+    });
+  });
+
+  it('runs every function on Node 24, arm64, with the declared timeouts', () => {
+    for (const [key, fn] of Object.entries(resources.functions)) {
+      dev.template.hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: physicalName('dev', key),
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Timeout: fn.timeoutSeconds,
+      });
+    }
+  });
+
+  it('serves every declared route, with IAM auth in dev and JWT in prod (health stays open)', () => {
+    for (const env of [dev, prod]) {
+      const routes = env.ofType('AWS::ApiGatewayV2::Route').map(([, r]) => r.Properties);
+      expect(routes.map((r) => r.RouteKey).sort()).toEqual([...resources.api.routes].sort());
+      for (const route of routes) {
+        const expected = route.RouteKey === 'GET /v1/health' ? 'NONE' : env === dev ? 'AWS_IAM' : 'JWT';
+        expect(route.AuthorizationType, route.RouteKey).toBe(expected);
+      }
+    }
+    prod.template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      JwtConfiguration: { Issuer: 'https://auth.example.com/', Audience: ['jobs-api'] },
+    });
+    dev.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+      AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
+    });
+  });
+
+  it('grants no IAM action on every resource, and lets the worker invoke only the configured processors', () => {
+    for (const env of [dev, prod]) {
+      const statements = env
+        .ofType('AWS::IAM::Policy')
+        .flatMap(
+          ([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+        );
+      expect(statements.length).toBeGreaterThan(0);
+      for (const statement of statements) {
+        const resourcesOf = ([] as unknown[]).concat(statement.Resource);
+        expect(resourcesOf, JSON.stringify(statement.Action)).not.toContain('*');
+        expect(([] as string[]).concat(statement.Action).some((a) => a.endsWith(':*'))).toBe(false);
+      }
+    }
+    const invoke = prod
+      .ofType('AWS::IAM::Policy')
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[])
+      .filter((s) => ([] as string[]).concat(s.Action).includes('lambda:InvokeFunction'));
+    expect(invoke).toHaveLength(1);
+    expect(JSON.stringify(invoke[0]?.Resource)).toContain(':function:ledger-post');
+    // No Scan anywhere: the sweeper queries its index.
+    expect(JSON.stringify(prod.all)).not.toContain('dynamodb:Scan');
+  });
+
+  it('differs between environments as cdk.json says', () => {
+    const worker = (env: typeof dev) =>
+      env.ofType('AWS::Lambda::Function').find(([, f]) => String(f.Properties.FunctionName).endsWith('-worker'))?.[1];
+    expect(worker(dev)?.Properties.MemorySize).toBe(512);
+    expect(worker(prod)?.Properties.MemorySize).toBe(1024);
+    expect(worker(dev)?.Properties.Environment.Variables.POWERTOOLS_LOG_LEVEL).toBe('DEBUG');
+    expect(
+      dev.ofType('AWS::Lambda::Function').some(([, f]) => String(f.Properties.FunctionName).includes('demo-echo')),
+    ).toBe(true);
+    expect(
+      prod.ofType('AWS::Lambda::Function').some(([, f]) => String(f.Properties.FunctionName).includes('demo-')),
+    ).toBe(false);
+    prod.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+    });
+    expect(dev.ofType('AWS::SNS::Subscription')).toHaveLength(0);
+  });
+
+  it('alarms on dead letters, worker errors, message age and API 5xx, and outputs what callers need', () => {
+    const alarms = dev.ofType('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties.AlarmName);
+    expect(alarms.sort()).toEqual(
+      ['Api5xx', 'SubmitDlqNotEmpty', 'WorkDlqNotEmpty', 'WorkQueueAge', 'WorkerErrors']
+        .map((n) => `jobs-dev-${n}`)
+        .sort(),
+    );
+    for (const [, alarm] of dev.ofType('AWS::CloudWatch::Alarm')) expect(alarm.Properties.AlarmActions).toHaveLength(1);
+    const outputs = Object.keys(dev.template.toJSON().Outputs);
+    for (const output of ['ApiUrl', 'SubmitQueueUrl', 'BucketName', 'TableName']) expect(outputs).toContain(output);
+  });
+});
