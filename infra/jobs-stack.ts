@@ -40,6 +40,9 @@ import type { EnvironmentConfig } from './config.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
+/** Task payloads outlive their job items by this much: a job may run for a while before it ends. */
+const PAYLOAD_MARGIN_DAYS = 30;
+
 export interface JobsStackProps extends StackProps {
   envName: string;
   config: EnvironmentConfig;
@@ -140,9 +143,11 @@ export class JobsStack extends Stack {
         serverAccessLogsPrefix: `${bucket.name}/`,
         lifecycleRules: [
           { abortIncompleteMultipartUploadAfter: Duration.days(1) },
-          ...bucket.expiringPrefixes.map((prefix) => ({
+          ...bucket.expiringPrefixes.map(({ prefix, retention }) => ({
             prefix,
-            expiration: Duration.days(config.objectRetentionDays),
+            expiration: Duration.days(
+              retention === 'jobs' ? config.jobRetentionDays + PAYLOAD_MARGIN_DAYS : config.objectRetentionDays,
+            ),
           })),
         ],
         cors: [{ allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET], allowedOrigins: ['*'], maxAge: 3600 }],

@@ -39,8 +39,12 @@ export interface QueueDeclaration {
 
 export interface BucketDeclaration {
   name: string;
-  /** Objects under these prefixes expire after the retention given per environment. */
-  expiringPrefixes: string[];
+  /**
+   * Objects under these prefixes expire: batch files after the environment's object retention;
+   * task payloads only after their jobs can no longer be read (job retention plus a margin for a
+   * job's own running time), so a readable job never points at a deleted value.
+   */
+  expiringPrefixes: { prefix: string; retention: 'objects' | 'jobs' }[];
 }
 
 export interface FunctionDeclaration {
@@ -131,7 +135,14 @@ const tables = {
 export type TableKey = keyof typeof tables;
 
 const buckets = {
-  data: { name: 'data', expiringPrefixes: ['inputs/', 'outputs/', 'payloads/'] },
+  data: {
+    name: 'data',
+    expiringPrefixes: [
+      { prefix: 'inputs/', retention: 'objects' },
+      { prefix: 'outputs/', retention: 'objects' },
+      { prefix: 'payloads/', retention: 'jobs' },
+    ],
+  },
 } satisfies Record<string, BucketDeclaration>;
 
 export type BucketKey = keyof typeof buckets;

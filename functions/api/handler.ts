@@ -21,9 +21,12 @@ type Route = (event: ApiEvent) => Promise<APIGatewayProxyStructuredResultV2>;
 const noQuery = z.strictObject({});
 const readQuery = z.strictObject({ wait: z.coerce.number().min(0).max(20).optional() });
 
+/** Ids we hand out are short and plain; anything else cannot name a job. */
+const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 function jobId(event: ApiEvent): string {
   const id = event.pathParameters?.id;
-  if (!id) throw new NotFoundError('No job id');
+  if (!id || !JOB_ID.test(id)) throw new NotFoundError(`No job ${id?.slice(0, 128) ?? ''}`);
   return id;
 }
 

@@ -15,10 +15,8 @@ async function poisonRecord(record: SQSRecord): Promise<void> {
     return;
   }
   const { engine } = wiring('dead-letters', log);
-  await engine.poison(
-    parsed.data,
-    `delivery failed ${record.attributes.ApproximateReceiveCount ?? 'many'} times; dead-lettered`,
-  );
+  // SQS keeps the message id when it moves a message to the dead-letter queue.
+  await engine.poison(parsed.data, 'the task message kept failing and was dead-lettered', record.messageId);
 }
 
 export const handler = sqsBatchHandler(logger, poisonRecord);

@@ -4,6 +4,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { clients } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
 import { JobsError } from '../../shared/core/errors.js';
+import { idempotencyKeySchema, parseJson } from '../../shared/core/schemas.js';
 import { engineLog, sqsBatchHandler } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
@@ -17,15 +18,18 @@ const log = engineLog(logger);
  * with its reason; anything else (an outage) is retried by SQS.
  */
 async function submitRecord(record: SQSRecord): Promise<void> {
-  const key = record.messageAttributes.IdempotencyKey?.stringValue ?? record.messageId;
   const { engine } = wiring('submit', log);
   try {
-    let body: unknown;
-    try {
-      body = JSON.parse(record.body);
-    } catch {
-      throw new RefusedMessage('VALIDATION_FAILED', 'Message body is not JSON', []);
+    const body = parseJson(record.body);
+    if (body === undefined) throw new RefusedMessage('Message body is not JSON');
+    const attribute = record.messageAttributes.IdempotencyKey?.stringValue;
+    if (attribute !== undefined && !idempotencyKeySchema.safeParse(attribute).success) {
+      throw new RefusedMessage('IdempotencyKey attribute must be 1..256 characters');
     }
+    // The attribute, else the body's own idempotencyKey, else the message id: never two jobs
+    // from one message.
+    const bodyKey = body && typeof body === 'object' && 'idempotencyKey' in body;
+    const key = attribute ?? (bodyKey ? undefined : record.messageId);
     const { job, created } = await engine.submit(body, key);
     logger.info(created ? 'job submitted from queue' : 'queued submission replayed', {
       jobId: job.id,
@@ -49,13 +53,7 @@ async function submitRecord(record: SQSRecord): Promise<void> {
 }
 
 class RefusedMessage extends JobsError {
-  constructor(
-    readonly code: 'VALIDATION_FAILED',
-    message: string,
-    details: { path: string; message: string }[],
-  ) {
-    super(message, details);
-  }
+  readonly code = 'VALIDATION_FAILED';
 }
 
 export const handler = sqsBatchHandler(logger, submitRecord);

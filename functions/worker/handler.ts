@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
-import type { SQSRecord } from 'aws-lambda';
+import type { Context, SQSRecord } from 'aws-lambda';
 import { clients } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
 import { parseJson, taskMessageSchema } from '../../shared/core/schemas.js';
@@ -28,7 +28,7 @@ function setVisibility(record: SQSRecord, seconds: number) {
  * processor's timeout plus a margin, so a worker that dies loses the task only for that long.
  * A retry with backoff is a visibility change plus a reported failure.
  */
-async function runRecord(record: SQSRecord): Promise<void> {
+async function runRecord(record: SQSRecord, context?: Context): Promise<void> {
   const parsed = taskMessageSchema.safeParse(parseJson(record.body));
   if (!parsed.success) {
     logger.error('Unreadable task message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
@@ -38,7 +38,11 @@ async function runRecord(record: SQSRecord): Promise<void> {
   const verdict = await engine.runTask(
     parsed.data,
     { messageId: record.messageId },
-    { onLease: (seconds) => setVisibility(record, seconds).then(() => undefined) },
+    {
+      onLease: (seconds) => setVisibility(record, seconds).then(() => undefined),
+      // Stop waiting on the processor while there is still time to record the outcome.
+      ...(context ? { signal: AbortSignal.timeout(Math.max(1000, context.getRemainingTimeInMillis() - 10_000)) } : {}),
+    },
   );
   if (verdict.kind === 'retry') {
     await setVisibility(record, verdict.delaySeconds);

@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { isTerminal, type Job } from '../core/model.js';
+import { isTerminal, type Job, type Task } from '../core/model.js';
 import type { JobStore } from '../core/ports.js';
-import type { S3PayloadStore } from './payloads.js';
+import { isPayloadRef, type S3PayloadStore } from './payloads.js';
 
 const JOB_SK = 'JOB';
 const ACTIVE_INDEX = 'active';
@@ -11,10 +12,24 @@ const ACTIVE_INDEX = 'active';
 /** How long finished jobs (and so their idempotency keys) are kept. */
 export const DEFAULT_RETENTION_DAYS = 30;
 
-type JobItem = Job & { pk: string; sk: string; expiresAt?: number; activeShard?: string };
+/** DynamoDB refuses items over 400 KB; above this estimate the largest values move to S3. */
+export const ITEM_BUDGET_BYTES = 350_000;
 
 /** Shards of the sparse `active` index (see shared/resources.ts). */
 export const ACTIVE_SHARDS = 16;
+
+type Encoded = string | { $payload: string };
+type TaskItem = Omit<Task, 'input' | 'result'> & { input: Encoded; result?: Encoded };
+type JobItem = Omit<Job, 'meta' | 'tasks'> & {
+  pk: string;
+  sk: string;
+  meta?: string;
+  tasks: TaskItem[];
+  /** Random per write: tells our own committed write from someone else's when a retried Put is refused. */
+  writeId: string;
+  expiresAt?: number;
+  activeShard?: string;
+};
 
 function activeShard(id: string): string {
   let hash = 0;
@@ -24,9 +39,15 @@ function activeShard(id: string): string {
 
 /**
  * Jobs on DynamoDB: one item per job, tasks inside it, so every transition is one conditional
- * single-item write on `version` (no transactions). Large inputs and results are offloaded to S3
- * before the write. Finished jobs get a TTL; expired ones read as absent even before DynamoDB's
- * TTL (or an emulator without TTL) deletes them.
+ * single-item write on `version` (no transactions).
+ *
+ * User values (meta, task inputs and results) are stored as JSON text: any JSON number survives
+ * (DynamoDB's number type would refuse some), and sizes are known before the write. Values over
+ * the inline limit, and the largest ones while the item is over budget, live in S3 under keys
+ * unique to the request (inputs) or attempt (results), so no write can overwrite another's value.
+ *
+ * Finished jobs get a TTL; expired ones read as absent even before DynamoDB's TTL (or an emulator
+ * without TTL) deletes them.
  */
 export class DynamoJobStore implements JobStore {
   constructor(
@@ -51,50 +72,47 @@ export class DynamoJobStore implements JobStore {
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       // The old item comes back with the refusal where the engine supports it (not dynalite).
-      const existing = error.Item ? fromItem(unmarshall(error.Item) as JobItem) : await this.read(job.id);
-      if (existing && isExpired(existing)) {
+      const stored = error.Item ? (unmarshall(error.Item) as JobItem) : await this.readItem(job.id);
+      if (!stored) return this.create(job);
+      // Our own earlier attempt of this very Put committed (the SDK retried it).
+      if (stored.writeId === item.writeId) return { created: true };
+      if (isExpired(stored)) {
         // Its retention is over, so its idempotency key may be used again: replace that very item.
         await this.doc.send(
           new PutCommand({
             TableName: this.table,
             Item: item,
             ConditionExpression: 'expiresAt = :expired',
-            ExpressionAttributeValues: { ':expired': existing.expiresAt },
+            ExpressionAttributeValues: { ':expired': stored.expiresAt },
           }),
         );
         return { created: true };
       }
-      if (!existing) return this.create(job);
-      return { created: false, existing };
+      return { created: false, existing: fromItem(stored) };
     }
   }
 
   async get(id: string): Promise<Job | undefined> {
-    const job = await this.read(id);
-    return job && !isExpired(job) ? job : undefined;
-  }
-
-  private async read(id: string): Promise<(Job & { expiresAt?: number }) | undefined> {
-    const { Item } = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: pk(id), sk: JOB_SK }, ConsistentRead: true }),
-    );
-    return Item ? fromItem(Item as JobItem) : undefined;
+    const item = await this.readItem(id);
+    return item && !isExpired(item) ? fromItem(item) : undefined;
   }
 
   async replace(job: Job, expectedVersion: number): Promise<boolean> {
+    const item = await this.toItem(job);
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: await this.toItem(job),
+          Item: item,
           ConditionExpression: 'version = :expected',
           ExpressionAttributeValues: { ':expected': expectedVersion },
         }),
       );
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // A refused retry of a Put that had in fact committed is our write, not a lost race.
+      return (await this.readItem(job.id))?.writeId === item.writeId;
     }
   }
 
@@ -117,37 +135,92 @@ export class DynamoJobStore implements JobStore {
     }
   }
 
-  private async toItem(job: Job): Promise<JobItem> {
-    const tasks = await Promise.all(
-      job.tasks.map(async (task) => ({
-        ...task,
-        input: await this.payloads.offload(`${job.id}/${task.index}/input`, task.input),
-        ...(task.result !== undefined
-          ? { result: await this.payloads.offload(`${job.id}/${task.index}/result`, task.result) }
-          : {}),
-      })),
+  private async readItem(id: string): Promise<JobItem | undefined> {
+    const { Item } = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { pk: pk(id), sk: JOB_SK }, ConsistentRead: true }),
     );
-    // Storage-only attributes are recomputed on every write, never carried over from a read.
-    const { expiresAt: _expires, ...fields } = job as Job & { expiresAt?: number };
-    const item: JobItem = { ...fields, pk: pk(job.id), sk: JOB_SK, tasks };
+    return Item as JobItem | undefined;
+  }
+
+  private async toItem(job: Job): Promise<JobItem> {
+    const { expiresAt: _expires, meta, tasks: _tasks, ...fields } = job as Job & { expiresAt?: number };
+    const inputTag = job.requestHash.slice(0, 16);
+    const values: { task: TaskItem; field: 'input' | 'result'; key: string }[] = [];
+    const tasks = job.tasks.map((task) => {
+      const { input, result, ...rest } = task;
+      const encoded: TaskItem = { ...rest, input: encode(input) };
+      if (result !== undefined) encoded.result = encode(result);
+      values.push({ task: encoded, field: 'input', key: `${job.id}/${inputTag}/${task.index}/input` });
+      if (encoded.result !== undefined) {
+        values.push({ task: encoded, field: 'result', key: `${job.id}/${task.index}/result-${task.attempts}` });
+      }
+      return encoded;
+    });
+    const item: JobItem = {
+      ...fields,
+      pk: pk(job.id),
+      sk: JOB_SK,
+      ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
+      tasks,
+      writeId: randomUUID(),
+    };
     if (isTerminal(job.status)) {
       if (job.endedAt) item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retentionDays * 86400;
     } else {
       item.activeShard = activeShard(job.id);
     }
+
+    const offload = async (value: (typeof values)[number]) => {
+      const text = value.task[value.field];
+      if (typeof text !== 'string') return;
+      value.task[value.field] = await this.payloads.offloadText(value.key, text);
+    };
+    await Promise.all(values.filter((v) => inlineSize(v.task[v.field]) > this.payloads.inlineLimitBytes).map(offload));
+    let size = Buffer.byteLength(JSON.stringify(item));
+    if (size > ITEM_BUDGET_BYTES) {
+      const largest = values
+        .filter((v) => typeof v.task[v.field] === 'string')
+        .sort((a, b) => inlineSize(b.task[b.field]) - inlineSize(a.task[a.field]));
+      for (const value of largest) {
+        if (size <= ITEM_BUDGET_BYTES) break;
+        size -= inlineSize(value.task[value.field]);
+        await offload(value);
+      }
+    }
     return item;
   }
+}
+
+function encode(value: unknown): Encoded {
+  return isPayloadRef(value) ? value : JSON.stringify(value ?? null);
+}
+
+function inlineSize(value: Encoded | undefined): number {
+  return typeof value === 'string' ? Buffer.byteLength(value) : 0;
+}
+
+function decode(value: Encoded | undefined): unknown {
+  if (value === undefined) return undefined;
+  return typeof value === 'string' ? JSON.parse(value) : value;
 }
 
 function pk(id: string): string {
   return `JOB#${id}`;
 }
 
-function fromItem(item: JobItem): Job & { expiresAt?: number } {
-  const { pk: _pk, sk: _sk, activeShard: _shard, ...job } = item;
-  return job;
+function fromItem(item: JobItem): Job {
+  const { pk: _pk, sk: _sk, activeShard: _shard, writeId: _write, expiresAt: _expires, meta, tasks, ...job } = item;
+  return {
+    ...job,
+    ...(meta !== undefined ? { meta: JSON.parse(meta) as Record<string, unknown> } : {}),
+    tasks: tasks.map(({ input, result, ...task }) => ({
+      ...task,
+      input: decode(input),
+      ...(result !== undefined ? { result: decode(result) } : {}),
+    })),
+  };
 }
 
-function isExpired(job: Job & { expiresAt?: number }): boolean {
-  return job.expiresAt !== undefined && job.expiresAt * 1000 <= Date.now();
+function isExpired(item: { expiresAt?: number }): boolean {
+  return item.expiresAt !== undefined && item.expiresAt * 1000 <= Date.now();
 }

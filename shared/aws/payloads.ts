@@ -1,4 +1,4 @@
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { PayloadStore } from '../core/ports.js';
 
 /** Values above this many bytes of JSON go to S3 (claim-check); DynamoDB items stay small. */
@@ -6,16 +6,13 @@ export const DEFAULT_INLINE_LIMIT_BYTES = 64 * 1024;
 
 const REF = '$payload';
 
-type Ref = { [REF]: string };
+export type PayloadRef = { [REF]: string };
 
-function isRef(value: unknown): value is Ref {
-  return Boolean(value && typeof value === 'object' && typeof (value as Ref)[REF] === 'string');
+export function isPayloadRef(value: unknown): value is PayloadRef {
+  return Boolean(value && typeof value === 'object' && typeof (value as PayloadRef)[REF] === 'string');
 }
 
-/**
- * Task inputs and results larger than the limit are stored as objects under deterministic keys
- * (one per task and field), so a retried write re-puts the same object rather than leaking one.
- */
+/** Large task inputs and results as S3 objects, referenced from the job item. */
 export class S3PayloadStore implements PayloadStore {
   constructor(
     private readonly s3: S3Client,
@@ -23,20 +20,24 @@ export class S3PayloadStore implements PayloadStore {
     readonly inlineLimitBytes = DEFAULT_INLINE_LIMIT_BYTES,
   ) {}
 
-  async offload(key: string, value: unknown): Promise<unknown> {
-    if (value === undefined || isRef(value)) return value;
-    const body = JSON.stringify(value);
-    if (Buffer.byteLength(body) <= this.inlineLimitBytes) return value;
+  /** Stores JSON text under `payloads/KEY.json` and returns the reference to keep instead. */
+  async offloadText(key: string, json: string): Promise<PayloadRef> {
     const objectKey = `payloads/${key}.json`;
     await this.s3.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentType: 'application/json' }),
+      new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: json, ContentType: 'application/json' }),
     );
     return { [REF]: objectKey };
   }
 
   async resolve(value: unknown): Promise<unknown> {
-    if (!isRef(value)) return value;
-    const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: value[REF] }));
-    return JSON.parse((await object.Body?.transformToString('utf8')) ?? 'null');
+    if (!isPayloadRef(value)) return value;
+    try {
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: value[REF] }));
+      return JSON.parse((await object.Body?.transformToString('utf8')) ?? 'null');
+    } catch (error) {
+      // Expired by the bucket's lifecycle before the job item: say so rather than fail the read.
+      if (error instanceof NoSuchKey) return { expired: true, message: 'this value was stored in S3 and has expired' };
+      throw error;
+    }
   }
 }

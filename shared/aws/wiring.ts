@@ -14,6 +14,12 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
   return value;
 }
 
+/** A positive number from the environment, or the default when unset or unreadable. */
+function positiveNumber(value: string | undefined, fallback: number): number {
+  const parsed = Number(value);
+  return value !== undefined && value.trim() !== '' && Number.isFinite(parsed) && parsed > 0 ? parsed : fallback;
+}
+
 export interface Wiring {
   engine: JobEngine;
   payloads: S3PayloadStore;
@@ -31,13 +37,13 @@ export function wiringFromEnv(
   const payloads = new S3PayloadStore(
     s3,
     required(env, resourceEnv.bucket('data')),
-    Number(env.INLINE_PAYLOAD_LIMIT_BYTES ?? 64 * 1024),
+    positiveNumber(env.INLINE_PAYLOAD_LIMIT_BYTES, 64 * 1024),
   );
   const store = new DynamoJobStore(
     doc,
     required(env, resourceEnv.table('jobs')),
     payloads,
-    Number(env.JOB_RETENTION_DAYS ?? 30),
+    positiveNumber(env.JOB_RETENTION_DAYS, 30),
   );
   const processors = ProcessorRegistry.fromJson(env.PROCESSORS ?? '{}', {
     workerTimeoutSeconds: resources.functions.worker.timeoutSeconds,
@@ -50,7 +56,7 @@ export function wiringFromEnv(
     payloads,
     processors,
     clock: systemClock,
-    leaseMarginSeconds: Number(env.LEASE_MARGIN_SECONDS ?? 10),
+    leaseMarginSeconds: positiveNumber(env.LEASE_MARGIN_SECONDS, 10),
     ...(log ? { log } : {}),
   });
   return { engine, payloads };

@@ -11,6 +11,7 @@ import {
   createJob,
   DEFAULT_LEASE_MARGIN_SECONDS,
   type Delivery,
+  failTask,
   poisonTask,
   startAttempt,
   strandedTasks,
@@ -35,6 +36,9 @@ export interface EngineDeps {
  * now another attempt's lease and must neither be deleted nor have its visibility changed).
  */
 export type TaskVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number } | { kind: 'keep' };
+
+/** A job item holds all its tasks: without inputs it must stay well inside DynamoDB's 400 KB. */
+export const MAX_JOB_SKELETON_BYTES = 200_000;
 
 /** How often a conditional write may lose to a concurrent one before we give up (the message is retried). */
 const MAX_CONFLICTS = 50;
@@ -83,13 +87,23 @@ export class JobEngine {
         unknown.map((u) => ({ path: `tasks[${u.index}].processor`, message: `'${u.name}' is not registered` })),
       );
     }
-    const { idempotencyKey: _, ...fields } = request;
+    // An absent input is a null input: the two must hash alike for idempotent replays.
+    const { idempotencyKey: _, ...rest } = request;
+    const fields = { ...rest, tasks: rest.tasks.map((task) => ({ ...task, input: task.input ?? null })) };
     const now = this.deps.clock.now();
     const jobId = key !== undefined ? jobIdForKey(key) : newJobId(now);
     const { job, enqueue } = createJob(fields, { jobId, taskIds: request.tasks.map((_, i) => taskId(jobId, i)) }, now, {
       requestHash: requestHash(fields),
       ...(key !== undefined ? { idempotencyKey: key } : {}),
     });
+    const skeleton = Buffer.byteLength(
+      JSON.stringify({ ...job, tasks: job.tasks.map((t) => ({ ...t, input: null })) }),
+    );
+    if (skeleton > MAX_JOB_SKELETON_BYTES) {
+      throw new ValidationError(`Job is too large to track as one unit (${skeleton} bytes without inputs)`, [
+        { path: 'tasks', message: `use fewer tasks or shorter names (limit ${MAX_JOB_SKELETON_BYTES} bytes)` },
+      ]);
+    }
     const outcome = await this.deps.store.create(job);
     if (!outcome.created) {
       if (outcome.existing.requestHash !== job.requestHash) {
@@ -106,8 +120,14 @@ export class JobEngine {
       }
       return { job: existing, created: false };
     }
-    await this.send(job.id, enqueue);
     this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: job.tasks.length });
+    try {
+      await this.send(job.id, enqueue);
+    } catch (error) {
+      // The job is committed: answering an error now would make a caller without an idempotency
+      // key submit it twice. The sweeper sends the lost messages.
+      this.log('error', 'task messages not sent; the sweeper will send them', { jobId: job.id, error: String(error) });
+    }
     return { job, created: true };
   }
 
@@ -141,9 +161,20 @@ export class JobEngine {
       jobId,
       (job) => {
         const task = job.tasks[index];
-        const processor = task && this.deps.processors.get(task.processor);
-        if (!task || !processor)
-          return { value: { action: 'drop' as const, reason: 'unknown task or processor', enqueue: [] } };
+        if (!task) return { value: { action: 'drop' as const, reason: 'no such task', enqueue: [] } };
+        const processor = this.deps.processors.get(task.processor);
+        if (!processor) {
+          // Configuration drift (a processor removed or renamed): fail the task rather than let
+          // its message be dropped and re-sent forever.
+          const failed = failTask(job, index, this.deps.clock.now(), {
+            kind: 'crash',
+            code: 'UNKNOWN_PROCESSOR',
+            message: `processor '${task.processor}' is not registered with the worker`,
+          });
+          return failed
+            ? { write: failed.job, value: { action: 'settle' as const, ...failed } }
+            : { value: { action: 'drop' as const, reason: 'task already final', enqueue: [] } };
+        }
         const decision = startAttempt(job, index, delivery, processor, this.deps.clock.now(), this.leaseMargin);
         return { write: 'job' in decision ? decision.job : undefined, value: decision };
       },
@@ -201,7 +232,8 @@ export class JobEngine {
     } catch (error) {
       outcome = { status: 'error', error: { kind: 'crash', message: String(error) }, retryable: true };
     }
-    if (deadline.aborted && outcome.status === 'error') {
+    // Only what the deadline cut short is a timeout; a final error that raced it stays an error.
+    if (deadline.aborted && outcome.status === 'error' && outcome.retryable) {
       outcome = {
         status: 'error',
         error: { kind: 'timeout', message: `no reply within ${processor.timeoutSeconds} s` },
@@ -231,11 +263,17 @@ export class JobEngine {
   }
 
   /** A task's message reached the dead-letter queue: the task fails as `poison`. */
-  async poison(message: { jobId: string; task: number }, reason: string): Promise<void> {
+  async poison(message: { jobId: string; task: number }, reason: string, messageId?: string): Promise<void> {
     const result = await this.update(
       message.jobId,
       (job) => {
-        const transition: Transition | undefined = poisonTask(job, message.task, this.deps.clock.now(), reason);
+        const transition: Transition | undefined = poisonTask(
+          job,
+          message.task,
+          this.deps.clock.now(),
+          reason,
+          messageId,
+        );
         return { write: transition?.job, value: transition };
       },
       { missing: 'undefined' },

@@ -32,6 +32,15 @@ export const DEFAULT_LEASE_MARGIN_SECONDS = 10;
 /** Late outcomes kept per task: enough to see what happened, bounded so the item stays small. */
 export const MAX_LATE_OUTCOMES = 5;
 
+/** Error messages are kept to this many characters: a job item must stay within DynamoDB's 400 KB. */
+export const MAX_ERROR_MESSAGE = 1024;
+
+function bounded(error: TaskError): TaskError {
+  return error.message.length > MAX_ERROR_MESSAGE
+    ? { ...error, message: `${error.message.slice(0, MAX_ERROR_MESSAGE - 1)}…` }
+    : error;
+}
+
 function next(job: Job, now: Date): Job {
   const copy = structuredClone(job);
   copy.version = job.version + 1;
@@ -207,7 +216,7 @@ export function completeAttempt(
         attempt,
         at: now.toISOString(),
         status: outcome.status,
-        ...(outcome.status === 'error' ? { error: outcome.error } : {}),
+        ...(outcome.status === 'error' ? { error: bounded(outcome.error) } : {}),
       },
     ];
     return {
@@ -228,7 +237,7 @@ export function completeAttempt(
   const updated = next(job, now);
   const retrying = updated.tasks[index] as Task;
   retrying.status = 'RETRYING';
-  retrying.error = outcome.error;
+  retrying.error = bounded(outcome.error);
   retrying.retryAt = seconds(now, delay);
   delete retrying.lease;
   return { applied: true, job: updated, enqueue: [], retryDelaySeconds: delay };
@@ -253,7 +262,7 @@ function finishTask(
     task.result = outcome.result ?? null;
     delete task.error;
   } else {
-    task.error = outcome.error as TaskError;
+    task.error = bounded(outcome.error as TaskError);
   }
   const enqueue = advance(updated, index, now);
   return { job: updated, enqueue };
@@ -324,13 +333,31 @@ export function abortJob(job: Job, now: Date): { job: Job; changed: boolean } {
 
 /**
  * The dead-letter consumer's verdict: a task whose message kept failing ends FAILED (`poison`) and
- * the strategy advances, so no job waits forever. A no-op for anything already final.
+ * the strategy advances, so no job waits forever. A no-op for anything already final, and for a
+ * stray copy: while another message holds a live lease on the task, that attempt decides.
  */
-export function poisonTask(job: Job, index: number, now: Date, reason: string): Transition | undefined {
+export function poisonTask(
+  job: Job,
+  index: number,
+  now: Date,
+  reason: string,
+  messageId?: string,
+): Transition | undefined {
   const task = job.tasks[index];
   // A PENDING task has no message yet, so a dead letter cannot be about it.
   if (!task || isTerminal(job.status) || isTerminal(task.status) || task.status === 'PENDING') return undefined;
-  return finishTask(job, index, 'FAILED', now, { error: { kind: 'poison', message: reason } });
+  const liveLease = task.lease && Date.parse(task.lease.until) > now.getTime();
+  if (task.status === 'RUNNING' && liveLease && messageId !== undefined && task.lease?.messageId !== messageId) {
+    return undefined;
+  }
+  return failTask(job, index, now, { kind: 'poison', message: reason });
+}
+
+/** A task that cannot run at all (its processor is not registered where it runs) fails for good. */
+export function failTask(job: Job, index: number, now: Date, error: TaskError): Transition | undefined {
+  const task = job.tasks[index];
+  if (!task || isTerminal(job.status) || isTerminal(task.status)) return undefined;
+  return finishTask(job, index, 'FAILED', now, { error });
 }
 
 /**

@@ -2,7 +2,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { EngineDeps } from '../core/engine.js';
 
 /** The engine's log lines, written through a function's Powertools logger. */
@@ -15,7 +15,7 @@ export function engineLog(logger: Logger): NonNullable<EngineDeps['log']> {
  * in the partial batch response (SQS brings it back), the others are deleted. One processor per
  * module instance, which is one per Lambda sandbox.
  */
-export function sqsBatchHandler(logger: Logger, handleRecord: (record: SQSRecord) => Promise<void>) {
+export function sqsBatchHandler(logger: Logger, handleRecord: (record: SQSRecord, context?: Context) => Promise<void>) {
   const processor = new BatchProcessor(EventType.SQS);
   return middy<SQSEvent, SQSBatchResponse>()
     .use(injectLambdaContext(logger))

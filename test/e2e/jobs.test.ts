@@ -166,7 +166,20 @@ describe('jobs of tasks, end to end over HTTP with the demo processors', () => {
     expect(job.tasks[0]?.result).toEqual({ echo: big });
   });
 
-  it('answers 404 for an unknown job', async () => {
+  it('runs tasks whose inputs hold any JSON number or add up past one DynamoDB item', async () => {
+    const numbers = await api.run({ type: 'numbers', tasks: [echo({ huge: 1e200, big: 9007199254740991 })] });
+    expect(numbers.tasks[0]?.result).toEqual({ echo: { huge: 1e200, big: 9007199254740991 } });
+    const wide = await api.run({
+      type: 'wide',
+      strategy: 'concurrent',
+      tasks: Array.from({ length: 8 }, (_, i) => echo({ pad: String(i).repeat(60_000) })),
+    });
+    expect(wide.status).toBe('SUCCEEDED');
+    expect(wide.tasks[3]?.result).toEqual({ echo: { pad: '3'.repeat(60_000) } });
+  });
+
+  it('answers 404 for an unknown job, however long its id', async () => {
+    expect((await api.get('x'.repeat(3000))).status).toBe(404);
     const reply = await api.get('j-does-not-exist');
     expect(reply.status).toBe(404);
     expect(reply.body).toMatchObject({ error: { code: 'NOT_FOUND' } });

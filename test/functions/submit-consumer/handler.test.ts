@@ -68,3 +68,16 @@ describe('direct enqueue on the submit queue', () => {
     expect(jobs[0]?.idempotencyKey).toBe(MessageId);
   });
 });
+
+describe('a queued body that carries its own idempotencyKey', () => {
+  it('makes its job under that key (the message id is only the fallback)', async () => {
+    const body = { type: 'keyed', idempotencyKey: 'body-key-1', tasks: [{ processor: 'demo.echo' }] };
+    await sqs.send(
+      new SendMessageCommand({ QueueUrl: stack.info.queues.submit?.url, MessageBody: JSON.stringify(body) }),
+    );
+    await eventually(async () => (await submitSource().pollOnce()) > 0 || undefined);
+    const jobs = (await tableItems(stack)).filter((item) => item.type === 'keyed');
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]?.idempotencyKey).toBe('body-key-1');
+  });
+});

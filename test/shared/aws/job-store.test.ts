@@ -115,3 +115,92 @@ describe('a zombie worker against the real store', () => {
     expect(final?.tasks[0]).toMatchObject({ attempts: 2, result: { by: 2 }, late: [{ attempt: 1, status: 'ok' }] });
   });
 });
+
+describe('review findings, as regressions', () => {
+  it('a refused replay with another large input does not touch the first job’s stored input', async () => {
+    const first = { ...newJob('store-5', { big: 'a'.repeat(3000) }), requestHash: 'hash-first' };
+    await store.create(first);
+    const other = { ...newJob('store-5', { big: 'b'.repeat(3000) }), requestHash: 'hash-other' };
+    expect((await store.create(other)).created).toBe(false);
+    const stored = await store.get('store-5');
+    expect(await payloads.resolve(stored?.tasks[0]?.input)).toEqual({ big: 'a'.repeat(3000) });
+  });
+
+  it('treats its own committed write as won when the SDK’s retry of it is refused', async () => {
+    const job = newJob('store-6');
+    await store.create(job);
+    const { doc } = clients();
+    // The first Put commits but its answer is lost; the SDK sends it again and that is refused.
+    const replay = 'replay-put';
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'PutItemCommand') return next(args);
+        await next(args);
+        return next(args);
+      },
+      { step: 'initialize', name: replay },
+    );
+    try {
+      const racing = new DynamoJobStore(doc, stack.info.tables.jobs, payloads, 1);
+      // Simulate the lost first response: the write lands, then a refused retry is what we see.
+      const twice = { ...job, version: 2, name: 'mine' };
+      expect(await racing.replace(twice, 1)).toBe(true);
+      expect((await store.get('store-6'))?.name).toBe('mine');
+    } finally {
+      doc.middlewareStack.remove(replay);
+    }
+  });
+
+  it('keeps any JSON number and an item within budget however inputs add up', async () => {
+    const numbers = { huge: 1e200, tiny: 1e-200, long: 9007199254740991 };
+    await store.create(newJob('store-7', numbers));
+    expect((await store.get('store-7'))?.tasks[0]?.input).toEqual(numbers);
+
+    const many = createJob(
+      {
+        type: 't',
+        strategy: 'concurrent',
+        failFast: false,
+        tasks: Array.from({ length: 8 }, (_, i) => ({ processor: 'p', input: { pad: String(i).repeat(60_000) } })),
+      },
+      { jobId: 'store-8', taskIds: Array.from({ length: 8 }, (_, i) => `store-8.${i}`) },
+      new Date(),
+      { requestHash: 'h8' },
+    ).job;
+    // 64 KiB limit per value, but together they would pass DynamoDB's 400 KB item limit.
+    const wide = new DynamoJobStore(
+      clients().doc,
+      stack.info.tables.jobs,
+      new S3PayloadStore(clients().s3, stack.info.buckets.data),
+      1,
+    );
+    expect(await wide.create(many)).toEqual({ created: true });
+    const read = await wide.get('store-8');
+    expect(await payloads.resolve(read?.tasks[7]?.input)).toEqual({ pad: '7'.repeat(60_000) });
+  });
+});
+
+describe('a worker that does not know a task’s processor', () => {
+  it('fails the task (crash, UNKNOWN_PROCESSOR) instead of dropping its message forever', async () => {
+    const deps = {
+      store,
+      queue: { send: async () => {} },
+      invoker: { invoke: async () => ({ status: 'ok' as const, result: null }) },
+      payloads,
+      clock: { now: () => new Date() },
+    };
+    const p = {
+      target: { type: 'lambda' as const, functionName: 'p' },
+      timeoutSeconds: 5,
+      maxAttempts: 1,
+      backoff: { type: 'fixed' as const, delaySeconds: 0 },
+    };
+    const api = new JobEngine({ ...deps, processors: new ProcessorRegistry([{ name: 'p.old', ...p }]) });
+    const worker = new JobEngine({ ...deps, processors: new ProcessorRegistry([{ name: 'p.new', ...p }]) });
+    const { job } = await api.submit({ type: 'drift', tasks: [{ processor: 'p.old' }] });
+    expect(await worker.runTask({ jobId: job.id, task: 0 }, { messageId: 'm' })).toEqual({ kind: 'done' });
+    const failed = await store.get(job.id);
+    expect(failed?.status).toBe('FAILED');
+    expect(failed?.tasks[0]?.error).toMatchObject({ kind: 'crash', code: 'UNKNOWN_PROCESSOR' });
+  });
+});
