@@ -22,6 +22,7 @@ import {
   type TableDeclaration,
   type TableKey,
 } from '../shared/resources.js';
+import { freePort, startDynamoDbLocal, startMoto } from './engines.js';
 
 /** Where the local cloud's services answer, as the AWS SDK's endpoint variables name them. */
 export interface CloudEndpoints {
@@ -42,9 +43,15 @@ export interface ProvisionedResources {
   buckets: Record<BucketKey, string>;
 }
 
+export type Profile = 'embedded' | 'aws-local';
+
 export interface Cloud {
-  mode: 'embedded' | 'external';
+  mode: 'embedded' | 'aws-local' | 'external';
   endpoints: CloudEndpoints;
+  /** Whether a long poll returns on the first message (as in AWS); the embedded SQS waits for a full batch. */
+  longPolls: boolean;
+  /** Engine processes this cloud runs (their pids), so tests can prove none outlives it. */
+  processes: { name: string; pid: number | undefined }[];
   stop(): Promise<void>;
 }
 
@@ -104,6 +111,8 @@ export async function startEmbeddedCloud(options: { stateDir?: string } = {}): P
 
   return {
     mode: 'embedded',
+    longPolls: false,
+    processes: [],
     endpoints: {
       dynamodb: `http://127.0.0.1:${dynamoPort}`,
       sqs: `http://127.0.0.1:${sqsPort}`,
@@ -115,16 +124,28 @@ export async function startEmbeddedCloud(options: { stateDir?: string } = {}): P
   };
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const probe = createServer();
-  return new Promise((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
+/**
+ * The higher-fidelity profile: AWS's own DynamoDB Local (Java) for DynamoDB, moto (Python) for SQS
+ * and S3. Slower to start (seconds) and to serve, but nothing works only because an emulator is
+ * lenient. Tables persist under `stateDir`; moto keeps SQS and S3 in memory only.
+ */
+export async function startAwsLocalCloud(options: { stateDir?: string } = {}): Promise<Cloud> {
+  const dynamoDir = options.stateDir ? join(options.stateDir, 'dynamodb-local') : undefined;
+  if (dynamoDir) mkdirSync(dynamoDir, { recursive: true });
+  const [dynamo, moto] = await Promise.allSettled([startDynamoDbLocal(dynamoDir), startMoto()]);
+  if (dynamo.status === 'rejected' || moto.status === 'rejected') {
+    await Promise.all([dynamo, moto].map((p) => (p.status === 'fulfilled' ? p.value.stop() : undefined)));
+    throw (dynamo.status === 'rejected' ? dynamo.reason : (moto as PromiseRejectedResult).reason) as Error;
+  }
+  return {
+    mode: 'aws-local',
+    longPolls: true,
+    processes: [dynamo.value, moto.value].map(({ name, pid }) => ({ name, pid })),
+    endpoints: { dynamodb: dynamo.value.endpoint, sqs: moto.value.endpoint, s3: moto.value.endpoint },
+    async stop() {
+      await Promise.all([dynamo.value.stop(), moto.value.stop()]);
+    },
+  };
 }
 
 /**
@@ -142,7 +163,7 @@ export function externalCloud(env: NodeJS.ProcessEnv): Cloud | undefined {
       'Set AWS_ENDPOINT_URL (or all of AWS_ENDPOINT_URL_DYNAMODB, _SQS and _S3) to use an external emulator.',
     );
   }
-  return { mode: 'external', endpoints: { dynamodb, sqs, s3 }, stop: async () => {} };
+  return { mode: 'external', endpoints: { dynamodb, sqs, s3 }, longPolls: true, processes: [], stop: async () => {} };
 }
 
 function awsConfig(endpoint: string) {

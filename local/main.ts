@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startLocalStack } from './stack.js';
 
@@ -7,18 +7,30 @@ import { startLocalStack } from './stack.js';
 const { values } = parseArgs({
   options: {
     fresh: { type: 'boolean', default: false },
+    profile: { type: 'string', default: process.env.JOBS_PROFILE ?? 'embedded' },
     'state-dir': { type: 'string', default: resolve(import.meta.dirname, '..', '.local', 'state') },
   },
 });
 
-const stateDir = values['state-dir'] as string;
+const profile = values.profile as string;
+if (profile !== 'embedded' && profile !== 'aws-local') {
+  console.error(`jobs: unknown profile '${profile}' (embedded | aws-local)`);
+  process.exit(2);
+}
+// Each profile keeps its own state: the engines' files are not interchangeable.
+const stateDir = join(values['state-dir'] as string, profile);
 if (values.fresh) rmSync(stateDir, { recursive: true, force: true });
 
 const port = Number(process.env.PORT ?? 3000);
 const started = Date.now();
 // Locally the sweeper looks for lost messages after 30 s, not AWS's 5 minutes: the embedded SQS
 // loses its messages on every restart, and a developer should not wait for them.
-const stack = await startLocalStack({ port, stateDir, handlerEnv: { SWEEP_GRACE_SECONDS: '30' } });
+const stack = await startLocalStack({ port, stateDir, profile, handlerEnv: { SWEEP_GRACE_SECONDS: '30' } }).catch(
+  (error: Error) => {
+    console.error(`jobs: ${error.message}`);
+    process.exit(1);
+  },
+);
 const { info } = stack;
 
 const lines = [
@@ -31,7 +43,11 @@ const lines = [
     .join(', ')}`,
   `  S3           ${info.endpoints.s3}   buckets: ${Object.values(info.buckets).join(', ')}`,
   `  Lambda       ${info.endpoints.lambda}   functions: ${info.functions.join(', ')}`,
-  `  state        ${info.mode === 'embedded' ? stateDir : 'kept by the external emulator'} (npm start -- --fresh to clear)`,
+  `  state        ${
+    info.mode === 'external'
+      ? 'kept by the external emulator'
+      : `${stateDir}${info.mode === 'aws-local' ? ' (tables; moto keeps queues and objects in memory)' : ''}`
+  } (npm start -- --fresh to clear)`,
   'Ctrl-C stops everything.',
 ];
 console.log(lines.join('\n'));

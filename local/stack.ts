@@ -19,8 +19,10 @@ import {
   externalCloud,
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
+  type Profile,
   type ProvisionedResources,
   provision,
+  startAwsLocalCloud,
   startEmbeddedCloud,
 } from './cloud.js';
 import { createApiGateway } from './runtime/api-gateway.js';
@@ -41,6 +43,8 @@ export interface LocalStackOptions {
   port?: number;
   /** Folder for tables and objects that survive a restart; in memory when absent. */
   stateDir?: string;
+  /** Which local cloud: `embedded` (npm only, default) or `aws-local` (DynamoDB Local + moto). */
+  profile?: Profile;
   stage?: string;
   /** Functions beyond the declared ones: demo processors, test fixtures. */
   extraFunctions?: LocalFunction[];
@@ -62,6 +66,8 @@ export interface LocalStackOptions {
 /** What `GET /local/info` answers: where everything runs, for tools and tests. */
 export interface LocalInfo {
   mode: Cloud['mode'];
+  /** Emulator processes of the aws-local profile (pids), none for the embedded cloud. */
+  processes: Cloud['processes'];
   region: string;
   stage: string;
   api: string;
@@ -118,7 +124,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const env = options.env ?? process.env;
   const stage = options.stage ?? 'local';
   const log = options.log ?? ((entry) => console.error(JSON.stringify(entry)));
-  const cloud = externalCloud(env) ?? (await startEmbeddedCloud({ stateDir: options.stateDir }));
+  const cloud =
+    externalCloud(env) ??
+    (options.profile === 'aws-local'
+      ? await startAwsLocalCloud({ stateDir: options.stateDir })
+      : await startEmbeddedCloud({ stateDir: options.stateDir }));
   const stopping: (() => Promise<void>)[] = [() => cloud.stop()];
   try {
     const provisioned = await provision(cloud.endpoints, stage);
@@ -185,6 +195,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           functionName: source.function,
           batchSize: source.batchSize ?? 10,
           maxConcurrency: source.maxConcurrency ?? 1,
+          longPoll: cloud.longPolls,
           ...('chaos' in source && source.chaos ? { chaos: source.chaos } : {}),
         },
         LOCAL_REGION,
@@ -205,6 +216,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const info: LocalInfo = {
       mode: cloud.mode,
+      processes: cloud.processes,
       region: LOCAL_REGION,
       stage,
       api: '',

@@ -16,6 +16,8 @@ export interface EventSourceMapping {
   maxConcurrency: number;
   /** Fault injection for tests and the fault suite. */
   chaos?: Chaos;
+  /** The queue's engine answers a long poll on its first message (AWS, moto, LocalStack). */
+  longPoll?: boolean;
 }
 
 export interface Chaos {
@@ -33,8 +35,9 @@ const COPY_ATTRIBUTE = 'chaos-copy';
  * lapses is handed out a second time in the same batch. Short receives plus an idle pause keep
  * both latency and the request count low. In AWS the event source's own pollers long-poll.
  */
-const WAIT_SECONDS = 0;
 const IDLE_PAUSE_MS = 100;
+/** Where long polls behave as in AWS: a short one, so a stop is never more than a second away. */
+const LONG_POLL_SECONDS = 1;
 
 export interface PollerStats {
   receives: number;
@@ -80,7 +83,7 @@ export class SqsEventSource {
     while (this.running) {
       try {
         const received = await this.pollOnce();
-        if (received === 0) await this.pause(IDLE_PAUSE_MS);
+        if (received === 0 && !this.mapping.longPoll) await this.pause(IDLE_PAUSE_MS);
       } catch (error) {
         if (!this.running) return;
         this.log({ level: 'WARN', message: 'SQS poll failed', queue: this.mapping.queueUrl, error: String(error) });
@@ -105,7 +108,7 @@ export class SqsEventSource {
       new ReceiveMessageCommand({
         QueueUrl: this.mapping.queueUrl,
         MaxNumberOfMessages: Math.min(10, this.mapping.batchSize),
-        WaitTimeSeconds: WAIT_SECONDS,
+        WaitTimeSeconds: this.mapping.longPoll ? LONG_POLL_SECONDS : 0,
         // Both spellings: older emulators only know AttributeNames.
         AttributeNames: ['All'],
         MessageSystemAttributeNames: ['All'],

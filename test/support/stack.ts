@@ -7,7 +7,8 @@ const LOCALSTACK_IMAGE = 'localstack/localstack:4.4';
 /**
  * Starts the system for a test file. `TEST_BACKEND=localstack` runs it against LocalStack in a
  * container (DynamoDB, SQS and S3 only: the HTTP API and functions stay ours); without a container
- * runtime that falls back, in one line, to the embedded cloud.
+ * runtime that falls back, in one line, to the embedded cloud. `TEST_PROFILE=aws-local` runs it on
+ * DynamoDB Local and moto instead.
  */
 export async function startTestStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   if (process.env.TEST_BACKEND === 'localstack') {
@@ -32,7 +33,8 @@ export async function startTestStack(options: LocalStackOptions = {}): Promise<L
       );
     }
   }
-  return startLocalStack({ ...options, port: 0 });
+  const profile = process.env.TEST_PROFILE === 'aws-local' ? 'aws-local' : 'embedded';
+  return startLocalStack({ profile, ...options, port: 0 });
 }
 
 /** Polls until `check` returns a value (not undefined/false) or the time is up. */

@@ -58,7 +58,7 @@ describe('API function over the local API Gateway', () => {
 
   it('serves /local/info with endpoints, queues and buckets', async () => {
     const info = await (await fetch(`${api}/local/info`)).json();
-    expect(info.mode).toBe('embedded');
+    expect(info.mode).toBe(process.env.TEST_PROFILE === 'aws-local' ? 'aws-local' : 'embedded');
     expect(info.endpoints.dynamodb).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(info.queues.work.url).toContain('jobs-local-work');
     expect(info.buckets.data).toBe('jobs-local-data');
