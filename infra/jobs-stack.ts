@@ -117,7 +117,6 @@ export class JobsStack extends Stack {
     }
 
     const accessLogs = new s3.Bucket(this, 'AccessLogs', {
-      bucketName: name(`access-logs-${this.account}`.replace(/[^a-z0-9-]/g, '')).slice(0, 63),
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
@@ -135,7 +134,7 @@ export class JobsStack extends Stack {
       (typeof resources.buckets)[BucketKey],
     ][]) {
       this.buckets[key] = new s3.Bucket(this, `Bucket-${key}`, {
-        bucketName: name(`${bucket.name}-${this.account}`.replace(/[^a-z0-9-]/g, '')).slice(0, 63),
+        // No fixed name: bucket names are global across accounts, so CloudFormation picks a unique one.
         blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
         encryption: s3.BucketEncryption.S3_MANAGED,
         enforceSSL: true,

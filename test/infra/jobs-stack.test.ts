@@ -102,7 +102,7 @@ describe('the CDK stack', () => {
 
   it('blocks public access to the bucket, encrypts it, enforces TLS and expires old objects', () => {
     dev.template.hasResourceProperties('AWS::S3::Bucket', {
-      BucketName: Match.stringLikeRegexp('^jobs-dev-data-'),
+      LoggingConfiguration: Match.objectLike({ LogFilePrefix: 'data/' }),
       PublicAccessBlockConfiguration: {
         BlockPublicAcls: true,
         BlockPublicPolicy: true,
