@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { demoProcessors } from '../examples/processors/local.js';
+import { createClients } from '../shared/aws/clients.js';
 import type { ProcessorConfig } from '../shared/core/processors.js';
 import { json } from '../shared/http/responses.js';
 import {
@@ -176,7 +176,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
     for (const fn of [...demo.functions, ...(options.extraFunctions ?? [])]) host.register(fn);
 
-    const sqs = new SQSClient({});
+    // Built like the handlers' clients, so the request meter counts the event sources' polling too.
+    const { sqs } = createClients();
     stopping.unshift(async () => sqs.destroy());
     const declaredSources = resources.eventSources.map((source) => ({
       ...source,

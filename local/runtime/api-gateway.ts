@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { currentMeter } from '../../shared/aws/meter.js';
 import { errorResponse } from '../../shared/http/responses.js';
 import type { FunctionHost } from './functions.js';
 
@@ -174,6 +175,14 @@ export function createApiGateway(options: ApiGatewayOptions): Server {
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const body = await readBody(request, API_GATEWAY_MAX_BODY_BYTES);
+    // HTTP APIs bill one request per started 512 KB.
+    currentMeter()?.add('ApiGateway.request', {
+      calls: 1,
+      apiRequests: Math.max(
+        1,
+        Math.ceil((body === 'too-large' ? API_GATEWAY_MAX_BODY_BYTES : body.length) / (512 * 1024)),
+      ),
+    });
     if (body === 'too-large') {
       writeResult(response, errorResponse('PAYLOAD_TOO_LARGE', 'Request body exceeds 10 MB'));
       return;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
+import { currentMeter } from '../../shared/aws/meter.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: Lambda handlers take and return any JSON.
 export type LambdaHandler = (event: any, context: Context) => Promise<any>;
@@ -160,11 +161,19 @@ export class FunctionHost {
     const kill = new Promise<InvokeOutcome>((resolve) => (killed = resolve));
     const entry = { name, end: killed };
     this.inFlight.add(entry);
+    const started = performance.now();
     try {
       return await Promise.race([run, timedOut, kill]);
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(entry);
+      // Lambda bills every invocation and memory × duration, rounded up to the millisecond.
+      const billedMs = Math.ceil(performance.now() - started);
+      currentMeter()?.add(`Lambda.${fn.name}`, {
+        calls: 1,
+        lambdaInvocations: 1,
+        lambdaGbSeconds: (fn.memoryMb / 1024) * (billedMs / 1000),
+      });
     }
   }
 

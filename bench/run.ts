@@ -1,0 +1,220 @@
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { type LocalStack, startLocalStack } from '../local/stack.js';
+import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
+import { resources } from '../shared/resources.js';
+import { dollars, PRICES, stepFunctions } from './prices.js';
+
+/**
+ * `npm run bench`: workloads on the embedded local stack with the request meter installed, priced
+ * by bench/prices.ts. Costs exclude the caller's own send and the processor's own run, as the
+ * targets in issue 9 do; the local event source's empty receives are reported apart (in AWS the
+ * pollers long-poll: their idle cost is a monthly figure, see README).
+ */
+const { values } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '10000' },
+    scenarios: { type: 'string', default: 'queue,http,concurrent100,sequential20' },
+  },
+});
+const JOBS = Number(values.jobs);
+
+process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
+
+interface Scenario {
+  name: string;
+  jobs: number;
+  tasksPerJob: number;
+  body: (i: number) => Record<string, unknown>;
+  via: 'queue' | 'http';
+}
+
+const echoJob = (i: number) => ({ type: 'bench', tasks: [{ processor: 'demo.echo', input: { i } }] });
+const all: Scenario[] = [
+  { name: 'queue', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'queue' },
+  { name: 'http', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'http' },
+  {
+    name: 'concurrent100',
+    jobs: 10,
+    tasksPerJob: 100,
+    via: 'http',
+    body: (i) => ({
+      type: 'bench-c',
+      strategy: 'concurrent',
+      tasks: Array.from({ length: 100 }, (_, t) => ({ processor: 'demo.echo', input: { i, t } })),
+    }),
+  },
+  {
+    name: 'sequential20',
+    jobs: 10,
+    tasksPerJob: 20,
+    via: 'http',
+    body: (i) => ({
+      type: 'bench-s',
+      tasks: Array.from({ length: 20 }, (_, t) => ({ processor: 'demo.echo', input: { i, t } })),
+    }),
+  },
+];
+const scenarios = all.filter((s) => values.scenarios.split(',').includes(s.name));
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length ? (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number) : 0;
+}
+
+/** An unmetered view of the table, so watching the run costs it nothing. */
+async function finished(stack: LocalStack, doc: DynamoDBDocumentClient): Promise<number> {
+  let count = 0;
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(
+      new ScanCommand({
+        TableName: stack.info.tables.jobs,
+        ProjectionExpression: '#s',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExclusiveStartKey: cursor,
+      }),
+    );
+    count += (page.Items ?? []).filter((i) => ['SUCCEEDED', 'FAILED', 'ABORTED'].includes(String(i.status))).length;
+    cursor = page.LastEvaluatedKey;
+  } while (cursor);
+  return count;
+}
+
+async function run(scenario: Scenario) {
+  const stack = await startLocalStack({ port: 0 });
+  const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+  const sqs = new SQSClient({});
+  const meter = new Meter();
+  meter.indexes.set(stack.info.tables.jobs, resources.tables.jobs.indexes);
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 100);
+  installMeter(meter);
+  const started = performance.now();
+  const latencies: number[] = [];
+  try {
+    if (scenario.via === 'queue') {
+      const queueUrl = stack.info.queues.submit.url;
+      for (let i = 0; i < scenario.jobs; i += 10) {
+        const entries = Array.from({ length: Math.min(10, scenario.jobs - i) }, (_, j) => ({
+          Id: String(j),
+          MessageBody: JSON.stringify(scenario.body(i + j)),
+        }));
+        await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
+      }
+    } else {
+      let next = 0;
+      const worker = async () => {
+        while (next < scenario.jobs) {
+          const i = next++;
+          const t0 = performance.now();
+          const response = await fetch(`${stack.info.api}/v1/jobs`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(scenario.body(i)),
+          });
+          await response.arrayBuffer();
+          if (response.status !== 202) throw new Error(`submit answered ${response.status}`);
+          latencies.push(performance.now() - t0);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+    }
+    const submitted = performance.now();
+    while ((await finished(stack, doc)) < scenario.jobs) await new Promise((r) => setTimeout(r, 500));
+    const seconds = (performance.now() - started) / 1000;
+    uninstallMeter();
+    return {
+      seconds,
+      submitSeconds: (submitted - started) / 1000,
+      latencies: latencies.sort((a, b) => a - b),
+      meter,
+      peakRss,
+    };
+  } finally {
+    uninstallMeter();
+    clearInterval(sampler);
+    doc.destroy();
+    sqs.destroy();
+    await stack.stop();
+  }
+}
+
+/** The system's own cost: without the processors' runs (they are the user's code). */
+function systemUsage(meter: Meter): { usage: Usage; byOperation: Record<string, Usage> } {
+  const byOperation = Object.fromEntries(
+    Object.entries(meter.byOperation()).filter(([op]) => !op.startsWith('Lambda.jobs-local-demo-')),
+  );
+  const filtered = new Meter();
+  for (const [op, usage] of Object.entries(byOperation)) filtered.add(op, usage);
+  return { usage: filtered.total(), byOperation };
+}
+
+const perMillion = (value: number, units: number) => (value / units) * 1e6;
+const results = [];
+for (const scenario of scenarios) {
+  process.stdout.write(`${scenario.name}: ${scenario.jobs} jobs × ${scenario.tasksPerJob} tasks… `);
+  const outcome = await run(scenario);
+  const { usage, byOperation } = systemUsage(outcome.meter);
+  // Idle polling is AWS's pollers' business (a monthly figure), not a per-job cost.
+  const billedUsage = { ...usage, sqsRequests: usage.sqsRequests - usage.emptyReceives };
+  const onDemand = dollars(billedUsage, 'onDemand');
+  const provisioned = dollars(billedUsage, 'provisioned');
+  const tasks = scenario.jobs * scenario.tasksPerJob;
+  const sfn = stepFunctions(scenario.tasksPerJob, 1, 1);
+  const result = {
+    scenario: scenario.name,
+    jobs: scenario.jobs,
+    tasksPerJob: scenario.tasksPerJob,
+    wallSeconds: Number(outcome.seconds.toFixed(2)),
+    jobsPerSecond: Number((scenario.jobs / outcome.seconds).toFixed(1)),
+    tasksPerSecond: Number((tasks / outcome.seconds).toFixed(1)),
+    submitLatencyMs: outcome.latencies.length
+      ? {
+          p50: Number(percentile(outcome.latencies, 50).toFixed(1)),
+          p99: Number(percentile(outcome.latencies, 99).toFixed(1)),
+        }
+      : null,
+    peakRssMb: Math.round(outcome.peakRss / 1024 / 1024),
+    perJob: Object.fromEntries(
+      Object.entries(billedUsage).map(([k, v]) => [k, Number((v / scenario.jobs).toFixed(3))]),
+    ),
+    dollarsPerMillionJobs: {
+      onDemand: Number(perMillion(onDemand.total, scenario.jobs).toFixed(3)),
+      provisioned: Number(perMillion(provisioned.total, scenario.jobs).toFixed(3)),
+      anatomyOnDemand: Object.fromEntries(
+        Object.entries(onDemand).map(([k, v]) => [k, Number(perMillion(v, scenario.jobs).toFixed(3))]),
+      ),
+      stepFunctionsStandard: Number((sfn.standard * 1e6).toFixed(2)),
+      stepFunctionsExpress: Number((sfn.express * 1e6).toFixed(2)),
+    },
+    byOperationPerJob: Object.fromEntries(
+      Object.entries(byOperation).map(([op, u]) => [
+        op,
+        Object.fromEntries(
+          Object.entries(u)
+            .filter(([, v]) => v)
+            .map(([k, v]) => [k, Number((v / scenario.jobs).toFixed(3))]),
+        ),
+      ]),
+    ),
+  };
+  results.push(result);
+  console.log(
+    `${result.wallSeconds} s, ${result.jobsPerSecond} jobs/s, $${result.dollarsPerMillionJobs.onDemand}/M on demand, $${result.dollarsPerMillionJobs.provisioned}/M provisioned`,
+  );
+}
+
+const commit = execSync('git rev-parse --short HEAD').toString().trim();
+const date = new Date().toISOString();
+const dir = join(import.meta.dirname, 'results');
+mkdirSync(dir, { recursive: true });
+const file = join(dir, `${date.slice(0, 10)}-${commit}.json`);
+writeFileSync(file, `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results }, null, 2)}\n`);
+console.log(`results → ${file.slice(join(import.meta.dirname, '..').length + 1)}`);
