@@ -52,6 +52,7 @@ export class ConflictError extends Error {}
  */
 export class JobEngine {
   private readonly leaseMargin: number;
+  private readonly turns = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: EngineDeps) {
     this.leaseMargin = deps.leaseMarginSeconds ?? DEFAULT_LEASE_MARGIN_SECONDS;
@@ -157,7 +158,7 @@ export class JobEngine {
     hooks: { onLease?: (seconds: number) => Promise<void>; signal?: AbortSignal } = {},
   ): Promise<TaskVerdict> {
     const { jobId, task: index } = message;
-    const started = await this.update(
+    const starting = this.update(
       jobId,
       (job) => {
         const task = job.tasks[index];
@@ -180,6 +181,13 @@ export class JobEngine {
       },
       { missing: 'undefined' },
     );
+    // Lost too many races to start (a crowded concurrent job): try again shortly, not after the
+    // queue's long default visibility.
+    const started = await starting.catch((error: unknown) => {
+      if (error instanceof ConflictError) return 'contended' as const;
+      throw error;
+    });
+    if (started === 'contended') return { kind: 'retry', delaySeconds: 1 + Math.floor(Math.random() * 4) };
     if (!started) {
       this.log('warn', 'message for an unknown job dropped', { jobId, task: index });
       return { kind: 'done' };
@@ -328,16 +336,29 @@ export class JobEngine {
     apply: (job: Job) => { write?: Job; value: T },
     options: { missing: 'throw' | 'undefined' } = { missing: 'throw' },
   ): Promise<T | undefined> {
-    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
-      const job = await this.deps.store.get(id);
-      if (!job) {
-        if (options.missing === 'undefined') return undefined;
-        throw new NotFoundError(`No job ${id}`);
+    // Updates of one job from this process take turns: they would only conflict with each other.
+    const previous = this.turns.get(id) ?? Promise.resolve();
+    let release: () => void = () => {};
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const queue = previous.then(() => mine);
+    this.turns.set(id, queue);
+    await previous;
+    try {
+      for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+        const job = await this.deps.store.get(id);
+        if (!job) {
+          if (options.missing === 'undefined') return undefined;
+          throw new NotFoundError(`No job ${id}`);
+        }
+        const { write, value } = apply(job);
+        if (!write || (await this.deps.store.replace(write, job.version))) return value;
+        // Another process won: back off with full jitter, growing to a second.
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(1000, 10 * 2 ** conflicts)));
       }
-      const { write, value } = apply(job);
-      if (!write || (await this.deps.store.replace(write, job.version))) return value;
-      await new Promise((r) => setTimeout(r, Math.random() * 10 * (conflicts + 1)));
+      throw new ConflictError(`Job ${id}: too many concurrent writes`);
+    } finally {
+      release();
+      if (this.turns.get(id) === queue) this.turns.delete(id);
     }
-    throw new ConflictError(`Job ${id}: too many concurrent writes`);
   }
 }

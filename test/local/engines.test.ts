@@ -62,3 +62,19 @@ describe.runIf(process.env.TEST_PROFILE === 'aws-local')('aws-local engine proce
     60_000,
   );
 });
+
+describe('a missing engine', () => {
+  it('is one clear line saying how to get it', async () => {
+    const { startDynamoDbLocal, startMoto } = await import('../../local/engines.js');
+    const path = process.env.PATH;
+    process.env.PATH = mkdtempSync(join(tmpdir(), 'jobs-empty-path-'));
+    try {
+      await expect(startDynamoDbLocal()).rejects.toThrow(/^The aws-local profile needs Java 17\+ .*apt-get install/);
+      await expect(startMoto()).rejects.toThrow(
+        /^The aws-local profile needs moto_server .*pip install "moto\[server\]"/,
+      );
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+});
