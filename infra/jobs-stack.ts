@@ -230,7 +230,7 @@ export class JobsStack extends Stack {
     }
     allow('worker', ['sqs:ChangeMessageVisibility'], [this.queues.work.queueArn]);
     allow('submitConsumer', ['sqs:SendMessage'], [this.queues.submitDlq.queueArn]);
-    allow('sweeper', ['dynamodb:Query'], [`${table.tableArn}/index/active`]);
+    allow('sweeper', ['dynamodb:Scan'], [table.tableArn]);
     const lambdaTargets = processorTargets.filter((t) => t.type === 'lambda');
     if (lambdaTargets.length) {
       allow(

@@ -23,9 +23,9 @@ if (values.fresh) rmSync(stateDir, { recursive: true, force: true });
 
 const port = Number(process.env.PORT ?? 3000);
 const started = Date.now();
-// Locally the sweeper looks for lost messages after 30 s, not AWS's 5 minutes: the embedded SQS
-// loses its messages on every restart, and a developer should not wait for them.
-const stack = await startLocalStack({ port, stateDir, profile, handlerEnv: { SWEEP_GRACE_SECONDS: '30' } }).catch(
+// The local queues (embedded SQS, moto) keep no messages across a restart: sweep once at start,
+// with no grace, so the jobs that were waiting go on.
+const stack = await startLocalStack({ port, stateDir, profile, handlerEnv: { SWEEP_GRACE_SECONDS: '0' } }).catch(
   (error: Error) => {
     console.error(`jobs: ${error.message}`);
     process.exit(1);
@@ -51,6 +51,7 @@ const lines = [
   'Ctrl-C stops everything.',
 ];
 console.log(lines.join('\n'));
+await stack.schedules.find((schedule) => schedule.name === 'sweep')?.tick();
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -1,59 +1,99 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { SQSRecord } from 'aws-lambda';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { clients } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
+import type { JobEngine, PreparedJob } from '../../shared/core/engine.js';
 import { JobsError } from '../../shared/core/errors.js';
 import { idempotencyKeySchema, parseJson } from '../../shared/core/schemas.js';
-import { engineLog, sqsBatchHandler } from '../../shared/lambda/handlers.js';
+import { engineLog } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-submit' });
 const log = engineLog(logger);
 
-/**
- * Direct enqueue: the message body is a `POST /v1/jobs` body. The idempotency key is the
- * `IdempotencyKey` attribute or else the message id, so a redelivered message never makes a second
- * job. A message the contract refuses creates nothing and moves to the submit dead-letter queue
- * with its reason; anything else (an outage) is retried by SQS.
- */
-async function submitRecord(record: SQSRecord): Promise<void> {
-  const { engine } = wiring('submit', log);
-  try {
-    const body = parseJson(record.body);
-    if (body === undefined) throw new RefusedMessage('Message body is not JSON');
-    const attribute = record.messageAttributes.IdempotencyKey?.stringValue;
-    if (attribute !== undefined && !idempotencyKeySchema.safeParse(attribute).success) {
-      throw new RefusedMessage('IdempotencyKey attribute must be 1..256 characters');
-    }
-    // The attribute, else the body's own idempotencyKey, else the message id: never two jobs
-    // from one message.
-    const bodyKey = body && typeof body === 'object' && 'idempotencyKey' in body;
-    const key = attribute ?? (bodyKey ? undefined : record.messageId);
-    const { job, created } = await engine.submit(body, key);
-    logger.info(created ? 'job submitted from queue' : 'queued submission replayed', {
-      jobId: job.id,
-      messageId: record.messageId,
-    });
-  } catch (error) {
-    if (!(error instanceof JobsError)) throw error;
-    const reason = { code: error.code, message: error.message, details: error.details };
-    logger.warn('submission refused, moved to the dead-letter queue', { messageId: record.messageId, reason });
-    await clients().sqs.send(
-      new SendMessageCommand({
-        QueueUrl: process.env[resourceEnv.queueUrl('submitDlq')],
-        MessageBody: record.body,
-        MessageAttributes: {
-          Reason: { DataType: 'String', StringValue: JSON.stringify(reason).slice(0, 4096) },
-          SourceMessageId: { DataType: 'String', StringValue: record.messageId },
-        },
-      }),
-    );
-  }
-}
-
 class RefusedMessage extends JobsError {
   readonly code = 'VALIDATION_FAILED';
 }
 
-export const handler = sqsBatchHandler(logger, submitRecord);
+/**
+ * Reads one queued submission: the body is a `POST /v1/jobs` body; the idempotency key is the
+ * `IdempotencyKey` attribute, else the body's own `idempotencyKey`, else the message id, so a
+ * redelivered message never makes a second job.
+ */
+function prepare(engine: JobEngine, record: SQSRecord): PreparedJob {
+  const body = parseJson(record.body);
+  if (body === undefined) throw new RefusedMessage('Message body is not JSON');
+  const attribute = record.messageAttributes.IdempotencyKey?.stringValue;
+  if (attribute !== undefined && !idempotencyKeySchema.safeParse(attribute).success) {
+    throw new RefusedMessage('IdempotencyKey attribute must be 1..256 characters');
+  }
+  const bodyKey = body && typeof body === 'object' && 'idempotencyKey' in body;
+  return engine.prepare(body, attribute ?? (bodyKey ? undefined : record.messageId));
+}
+
+/** A submission the contract refuses creates nothing and moves to the submit DLQ with its reason. */
+async function refuse(record: SQSRecord, error: JobsError): Promise<void> {
+  const reason = { code: error.code, message: error.message, details: error.details };
+  logger.warn('submission refused, moved to the dead-letter queue', { messageId: record.messageId, reason });
+  await clients().sqs.send(
+    new SendMessageCommand({
+      QueueUrl: process.env[resourceEnv.queueUrl('submitDlq')],
+      MessageBody: record.body,
+      MessageAttributes: {
+        Reason: { DataType: 'String', StringValue: JSON.stringify(reason).slice(0, 4096) },
+        SourceMessageId: { DataType: 'String', StringValue: record.messageId },
+      },
+    }),
+  );
+}
+
+/**
+ * Direct enqueue. The whole batch is prepared first, so the first task messages of every job in
+ * it go out ten to an SQS request; anything that fails for another reason than the contract (an
+ * outage) is reported back and retried by SQS.
+ */
+async function submitBatch(event: SQSEvent): Promise<SQSBatchResponse> {
+  const { engine } = wiring('submit', log);
+  const failed: string[] = [];
+  const settle = async (record: SQSRecord, error: unknown) => {
+    if (!(error instanceof JobsError)) {
+      logger.error('submission failed; SQS will retry it', { messageId: record.messageId, error: String(error) });
+      failed.push(record.messageId);
+      return;
+    }
+    await refuse(record, error).catch(() => failed.push(record.messageId));
+  };
+
+  const ready: { record: SQSRecord; job: PreparedJob }[] = [];
+  for (const record of event.Records) {
+    try {
+      ready.push({ record, job: prepare(engine, record) });
+    } catch (error) {
+      await settle(record, error);
+    }
+  }
+  if (ready.length) {
+    try {
+      const outcomes = await engine.commit(ready.map((r) => r.job));
+      await Promise.all(
+        outcomes.map(async (outcome, i) => {
+          const { record } = ready[i] as (typeof ready)[number];
+          if ('error' in outcome) return settle(record, outcome.error);
+          logger.info(outcome.created ? 'job submitted from queue' : 'queued submission replayed', {
+            jobId: outcome.job.id,
+            messageId: record.messageId,
+          });
+        }),
+      );
+    } catch (error) {
+      // The messages could not be sent, so nothing was written: all of these come back later.
+      for (const { record } of ready) await settle(record, error);
+    }
+  }
+  return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+}
+
+export const handler = middy<SQSEvent, SQSBatchResponse>().use(injectLambdaContext(logger)).handler(submitBatch);

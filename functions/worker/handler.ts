@@ -37,7 +37,7 @@ async function runRecord(record: SQSRecord, context?: Context): Promise<void> {
   const { engine } = wiring('worker', log);
   const verdict = await engine.runTask(
     parsed.data,
-    { messageId: record.messageId },
+    { messageId: record.messageId, sentAt: Number(record.attributes.SentTimestamp) || undefined },
     {
       onLease: (seconds) => setVisibility(record, seconds).then(() => undefined),
       // Stop waiting on the processor while there is still time to record the outcome.

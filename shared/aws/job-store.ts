@@ -1,22 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { isTerminal, type Job, type Task } from '../core/model.js';
 import type { JobStore } from '../core/ports.js';
 import { isPayloadRef, type S3PayloadStore } from './payloads.js';
 
 const JOB_SK = 'JOB';
-const ACTIVE_INDEX = 'active';
 
 /** How long finished jobs (and so their idempotency keys) are kept. */
 export const DEFAULT_RETENTION_DAYS = 30;
 
 /** DynamoDB refuses items over 400 KB; above this estimate the largest values move to S3. */
 export const ITEM_BUDGET_BYTES = 350_000;
-
-/** Shards of the sparse `active` index (see shared/resources.ts). */
-export const ACTIVE_SHARDS = 16;
 
 type Encoded = string | { $payload: string };
 type TaskItem = Omit<Task, 'input' | 'result'> & { input: Encoded; result?: Encoded };
@@ -28,14 +24,7 @@ type JobItem = Omit<Job, 'meta' | 'tasks'> & {
   /** Random per write: tells our own committed write from someone else's when a retried Put is refused. */
   writeId: string;
   expiresAt?: number;
-  activeShard?: string;
 };
-
-function activeShard(id: string): string {
-  let hash = 0;
-  for (let i = 0; i < id.length; i++) hash = (hash * 31 + id.charCodeAt(i)) >>> 0;
-  return `A${hash % ACTIVE_SHARDS}`;
-}
 
 /**
  * Jobs on DynamoDB: one item per job, tasks inside it, so every transition is one conditional
@@ -116,23 +105,41 @@ export class DynamoJobStore implements JobStore {
     }
   }
 
+  /**
+   * Unfinished jobs, for the sweeper: a parallel Scan that returns only their keys. It reads the
+   * whole table, so it runs rarely (see the schedule in shared/resources.ts).
+   */
   async *activeJobs(createdBefore: Date): AsyncIterable<string> {
-    for (let shard = 0; shard < ACTIVE_SHARDS; shard++) {
-      let cursor: Record<string, unknown> | undefined;
-      do {
-        const page = await this.doc.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: ACTIVE_INDEX,
-            KeyConditionExpression: 'activeShard = :shard AND createdAt < :before',
-            ExpressionAttributeValues: { ':shard': `A${shard}`, ':before': createdBefore.toISOString() },
-            ExclusiveStartKey: cursor,
-          }),
-        );
-        for (const item of page.Items ?? []) yield String(item.pk).slice('JOB#'.length);
-        cursor = page.LastEvaluatedKey;
-      } while (cursor);
-    }
+    const segments = 4;
+    const pages = await Promise.all(
+      Array.from({ length: segments }, async (_, segment) => {
+        const ids: string[] = [];
+        let cursor: Record<string, unknown> | undefined;
+        do {
+          const page = await this.doc.send(
+            new ScanCommand({
+              TableName: this.table,
+              Segment: segment,
+              TotalSegments: segments,
+              ProjectionExpression: 'pk',
+              FilterExpression: 'NOT (#status IN (:succeeded, :failed, :aborted)) AND createdAt < :before',
+              ExpressionAttributeNames: { '#status': 'status' },
+              ExpressionAttributeValues: {
+                ':succeeded': 'SUCCEEDED',
+                ':failed': 'FAILED',
+                ':aborted': 'ABORTED',
+                ':before': createdBefore.toISOString(),
+              },
+              ExclusiveStartKey: cursor,
+            }),
+          );
+          for (const item of page.Items ?? []) ids.push(String(item.pk).slice('JOB#'.length));
+          cursor = page.LastEvaluatedKey;
+        } while (cursor);
+        return ids;
+      }),
+    );
+    yield* pages.flat();
   }
 
   private async readItem(id: string): Promise<JobItem | undefined> {
@@ -164,10 +171,8 @@ export class DynamoJobStore implements JobStore {
       tasks,
       writeId: randomUUID(),
     };
-    if (isTerminal(job.status)) {
-      if (job.endedAt) item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retentionDays * 86400;
-    } else {
-      item.activeShard = activeShard(job.id);
+    if (isTerminal(job.status) && job.endedAt) {
+      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retentionDays * 86400;
     }
 
     const offload = async (value: (typeof values)[number]) => {
@@ -209,7 +214,7 @@ function pk(id: string): string {
 }
 
 function fromItem(item: JobItem): Job {
-  const { pk: _pk, sk: _sk, activeShard: _shard, writeId: _write, expiresAt: _expires, meta, tasks, ...job } = item;
+  const { pk: _pk, sk: _sk, writeId: _write, expiresAt: _expires, meta, tasks, ...job } = item;
   return {
     ...job,
     ...(meta !== undefined ? { meta: JSON.parse(meta) as Record<string, unknown> } : {}),

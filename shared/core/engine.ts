@@ -37,6 +37,9 @@ export interface EngineDeps {
  */
 export type TaskVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number } | { kind: 'keep' };
 
+/** How long a task message may wait for its job to be written before it counts as an orphan. */
+export const UNBORN_JOB_GRACE_MS = 60_000;
+
 /** A job item holds all its tasks: without inputs it must stay well inside DynamoDB's 400 KB. */
 export const MAX_JOB_SKELETON_BYTES = 200_000;
 
@@ -45,10 +48,14 @@ const MAX_CONFLICTS = 50;
 
 export class ConflictError extends Error {}
 
+/** A validated submission, ready to be sent and written. */
+export type PreparedJob = Transition;
+
 /**
  * The use cases of jobs of tasks. Each state change is: read the job, apply one pure transition,
  * write it conditioned on the version read, and only then act on the outside world (send
- * messages). A crash between the write and the send is repaired by redelivery or the sweeper.
+ * messages). A crash between the write and the send is repaired by redelivery of the message
+ * that caused the write (it is deleted only after both).
  */
 export class JobEngine {
   private readonly leaseMargin: number;
@@ -67,6 +74,13 @@ export class JobEngine {
    * with the same conditional write that would have created it.
    */
   async submit(body: unknown, headerKey?: string): Promise<{ job: Job; created: boolean }> {
+    const [outcome] = await this.commit([this.prepare(body, headerKey)]);
+    if (!outcome || 'error' in outcome) throw outcome?.error;
+    return outcome;
+  }
+
+  /** Validates a submission and builds its job, writing nothing. Throws the contract's errors. */
+  prepare(body: unknown, headerKey?: string): PreparedJob {
     if (body && typeof body === 'object' && 'batch' in body) {
       throw new ValidationError('Batch jobs are not available in this version', [
         { path: 'batch', message: 'not supported yet; submit tasks' },
@@ -93,43 +107,49 @@ export class JobEngine {
     const fields = { ...rest, tasks: rest.tasks.map((task) => ({ ...task, input: task.input ?? null })) };
     const now = this.deps.clock.now();
     const jobId = key !== undefined ? jobIdForKey(key) : newJobId(now);
-    const { job, enqueue } = createJob(fields, { jobId, taskIds: request.tasks.map((_, i) => taskId(jobId, i)) }, now, {
+    const prepared = createJob(fields, { jobId, taskIds: request.tasks.map((_, i) => taskId(jobId, i)) }, now, {
       requestHash: requestHash(fields),
       ...(key !== undefined ? { idempotencyKey: key } : {}),
     });
     const skeleton = Buffer.byteLength(
-      JSON.stringify({ ...job, tasks: job.tasks.map((t) => ({ ...t, input: null })) }),
+      JSON.stringify({ ...prepared.job, tasks: prepared.job.tasks.map((t) => ({ ...t, input: null })) }),
     );
     if (skeleton > MAX_JOB_SKELETON_BYTES) {
       throw new ValidationError(`Job is too large to track as one unit (${skeleton} bytes without inputs)`, [
         { path: 'tasks', message: `use fewer tasks or shorter names (limit ${MAX_JOB_SKELETON_BYTES} bytes)` },
       ]);
     }
-    const outcome = await this.deps.store.create(job);
-    if (!outcome.created) {
-      if (outcome.existing.requestHash !== job.requestHash) {
-        throw new IdempotencyMismatchError(`Idempotency key was already used with a different request`);
-      }
-      // The first submit may have died between its write and its send (and answered 500): a
-      // replay of a job nothing has started yet sends its queued tasks again. Duplicates are dropped.
-      const existing = outcome.existing;
-      if (existing.status === 'PENDING') {
-        await this.send(
-          existing.id,
-          existing.tasks.filter((t) => t.status === 'QUEUED').map((t) => t.index),
-        );
-      }
-      return { job: existing, created: false };
-    }
-    this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: job.tasks.length });
-    try {
-      await this.send(job.id, enqueue);
-    } catch (error) {
-      // The job is committed: answering an error now would make a caller without an idempotency
-      // key submit it twice. The sweeper sends the lost messages.
-      this.log('error', 'task messages not sent; the sweeper will send them', { jobId: job.id, error: String(error) });
-    }
-    return { job, created: true };
+    return prepared;
+  }
+
+  /**
+   * Makes prepared jobs real: all their first messages go out together (ten to an SQS request),
+   * then each job is written. Send first, then write: if the send fails nothing is written (the
+   * caller gets an error and may retry), and a message whose job is never written finds none and
+   * is dropped, so no job is ever left without its first messages. A replay's messages are
+   * duplicates and are dropped on receipt.
+   */
+  async commit(prepared: PreparedJob[]): Promise<({ job: Job; created: boolean } | { error: unknown })[]> {
+    await this.deps.queue.send(
+      prepared.flatMap(({ job, enqueue }) => enqueue.map((task) => ({ jobId: job.id, task }))),
+    );
+    return Promise.all(
+      prepared.map(async ({ job }) => {
+        try {
+          const outcome = await this.deps.store.create(job);
+          if (outcome.created) {
+            this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: job.tasks.length });
+            return { job, created: true };
+          }
+          if (outcome.existing.requestHash !== job.requestHash) {
+            throw new IdempotencyMismatchError('Idempotency key was already used with a different request');
+          }
+          return { job: outcome.existing, created: false };
+        } catch (error) {
+          return { error };
+        }
+      }),
+    );
   }
 
   async get(id: string): Promise<Job> {
@@ -189,6 +209,10 @@ export class JobEngine {
     });
     if (started === 'contended') return { kind: 'retry', delaySeconds: 1 + Math.floor(Math.random() * 4) };
     if (!started) {
+      // Messages are sent just before their job is written: a young one may have overtaken it.
+      const age =
+        delivery.sentAt === undefined ? Number.POSITIVE_INFINITY : this.deps.clock.now().getTime() - delivery.sentAt;
+      if (age < UNBORN_JOB_GRACE_MS) return { kind: 'retry', delaySeconds: 2 };
       this.log('warn', 'message for an unknown job dropped', { jobId, task: index });
       return { kind: 'done' };
     }

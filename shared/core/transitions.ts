@@ -92,9 +92,10 @@ export function createJob(
   return { job, enqueue: tasks.filter((t) => t.status === 'QUEUED').map((t) => t.index) };
 }
 
-/** One delivery of a task's message: its id (the lease) and when it arrived. */
+/** One delivery of a task's message: its id (the lease) and when it was sent (epoch ms). */
 export interface Delivery {
   messageId: string;
+  sentAt?: number;
 }
 
 export type StartDecision =

@@ -51,7 +51,7 @@ describe.runIf(process.env.TEST_PROFILE === 'aws-local')('deploy rehearsal on mo
     ]);
     expect(Table?.BillingModeSummary?.BillingMode).toBe('PAY_PER_REQUEST');
     expect(
-      Table?.GlobalSecondaryIndexes?.map((index) => ({
+      (Table?.GlobalSecondaryIndexes ?? []).map((index) => ({
         name: index.IndexName,
         keys: index.KeySchema,
         projection: index.Projection?.ProjectionType,

@@ -204,3 +204,22 @@ describe('a worker that does not know a task’s processor', () => {
     expect(failed?.tasks[0]?.error).toMatchObject({ kind: 'crash', code: 'UNKNOWN_PROCESSOR' });
   });
 });
+
+describe('a task message that overtakes its job', () => {
+  it('is held while young (its job is about to be written) and dropped once old', async () => {
+    const engine = new JobEngine({
+      store,
+      queue: { send: async () => {} },
+      invoker: { invoke: async () => ({ status: 'ok' as const, result: null }) },
+      payloads,
+      processors: new ProcessorRegistry([]),
+      clock: { now: () => new Date() },
+    });
+    const message = { jobId: 'not-written-yet', task: 0 };
+    expect(await engine.runTask(message, { messageId: 'm', sentAt: Date.now() - 1000 })).toEqual({
+      kind: 'retry',
+      delaySeconds: 2,
+    });
+    expect(await engine.runTask(message, { messageId: 'm', sentAt: Date.now() - 120_000 })).toEqual({ kind: 'done' });
+  });
+});
