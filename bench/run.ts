@@ -215,6 +215,6 @@ const commit = execSync('git rev-parse --short HEAD').toString().trim();
 const date = new Date().toISOString();
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
-const file = join(dir, `${date.slice(0, 10)}-${commit}.json`);
+const file = join(dir, `${date.slice(0, 16).replace(/:/g, '')}-${commit}.json`);
 writeFileSync(file, `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results }, null, 2)}\n`);
 console.log(`results → ${file.slice(join(import.meta.dirname, '..').length + 1)}`);
