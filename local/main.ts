@@ -51,7 +51,6 @@ const lines = [
   'Ctrl-C stops everything.',
 ];
 console.log(lines.join('\n'));
-await stack.schedules.find((schedule) => schedule.name === 'sweep')?.tick();
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -68,3 +67,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       });
   });
 }
+
+// After the signal handlers: a stop during this first sweep must still be a clean one.
+await stack.schedules.find((schedule) => schedule.name === 'sweep')?.tick();
