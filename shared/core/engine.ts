@@ -1,6 +1,6 @@
 import { IdempotencyMismatchError, NotFoundError, UnknownProcessorError, ValidationError } from './errors.js';
 import { jobIdForKey, newJobId, requestHash, taskId } from './ids.js';
-import type { Job } from './model.js';
+import { isTerminal, type Job } from './model.js';
 import type { Clock, JobStore, PayloadStore, ProcessorInvoker, WorkQueue } from './ports.js';
 import type { ProcessorRegistry } from './processors.js';
 import { parseOrThrow, type SubmitTasks, submitTasksSchema } from './schemas.js';
@@ -8,6 +8,7 @@ import {
   type AttemptOutcome,
   abortJob,
   completeAttempt,
+  completeUnrecorded,
   createJob,
   DEFAULT_LEASE_MARGIN_SECONDS,
   type Delivery,
@@ -27,6 +28,8 @@ export interface EngineDeps {
   clock: Clock;
   /** Seconds past a processor's timeout before its attempt counts as lost (default 10). */
   leaseMarginSeconds?: number;
+  /** A task still running after this long gets its start written (default 1000 ms). */
+  recordStartAfterMs?: number;
   log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
 }
 
@@ -59,10 +62,12 @@ export type PreparedJob = Transition;
  */
 export class JobEngine {
   private readonly leaseMargin: number;
+  private readonly recordStartAfterMs: number;
   private readonly turns = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: EngineDeps) {
     this.leaseMargin = deps.leaseMarginSeconds ?? DEFAULT_LEASE_MARGIN_SECONDS;
+    this.recordStartAfterMs = deps.recordStartAfterMs ?? 1000;
   }
 
   private log(level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) {
@@ -197,7 +202,8 @@ export class JobEngine {
             : { value: { action: 'drop' as const, reason: 'task already final', enqueue: [] } };
         }
         const decision = startAttempt(job, index, delivery, processor, this.deps.clock.now(), this.leaseMargin);
-        return { write: 'job' in decision ? decision.job : undefined, value: decision };
+        // A run's start is not written yet: most tasks finish before it would be worth it.
+        return { write: decision.action === 'settle' ? decision.job : undefined, value: decision };
       },
       { missing: 'undefined' },
     );
@@ -234,9 +240,27 @@ export class JobEngine {
     const job = started.job;
     const task = job.tasks[index]!;
     const processor = this.deps.processors.get(task.processor)!;
-    const attempt = started.attempt;
-    this.log('info', 'task started', { jobId, taskId: task.id, attempt });
-    await hooks.onLease?.(processor.timeoutSeconds + this.leaseMargin);
+    const startedAt = this.deps.clock.now();
+    let attempt = started.attempt;
+    let recorded = false;
+
+    // Write the start (RUNNING, the attempt, the lease) only for a task still running after a
+    // moment; then the message's visibility becomes the lease, as a dead worker's must lapse.
+    const promote = async () => {
+      const decision = await this.update(jobId, (current) => {
+        const d = startAttempt(current, index, delivery, processor, startedAt, this.leaseMargin);
+        return { write: d.action === 'run' ? d.job : undefined, value: d };
+      }).catch(() => undefined);
+      if (decision?.action !== 'run') return;
+      recorded = true;
+      attempt = decision.attempt;
+      this.log('info', 'task running', { jobId, taskId: task.id, attempt });
+      await hooks.onLease?.(processor.timeoutSeconds + this.leaseMargin);
+    };
+    let promotion: Promise<void> | undefined;
+    const timer = setTimeout(() => {
+      promotion = promote();
+    }, this.recordStartAfterMs);
 
     const deadline = AbortSignal.timeout(processor.timeoutSeconds * 1000);
     const signal = hooks.signal ? AbortSignal.any([deadline, hooks.signal]) : deadline;
@@ -263,6 +287,9 @@ export class JobEngine {
       );
     } catch (error) {
       outcome = { status: 'error', error: { kind: 'crash', message: String(error) }, retryable: true };
+    } finally {
+      clearTimeout(timer);
+      await promotion;
     }
     // Only what the deadline cut short is a timeout; a final error that raced it stays an error.
     if (deadline.aborted && outcome.status === 'error' && outcome.retryable) {
@@ -273,19 +300,43 @@ export class JobEngine {
       };
     }
 
+    const final = outcome;
+    let disposable = true;
+    let leaseIsOurs = false;
+    let comeBackIn = 1;
     const completed = await this.update(jobId, (current) => {
-      const result = completeAttempt(current, index, attempt, outcome, processor, this.deps.clock.now());
+      const now = this.deps.clock.now();
+      const result = recorded
+        ? completeAttempt(current, index, attempt, final, processor, now, Math.random, delivery.messageId)
+        : completeUnrecorded(current, index, delivery, final, processor, startedAt, now, this.leaseMargin);
+      // Delete this message only when nothing needs it: the task is over, or another message holds
+      // its live lease (ours is a duplicate). A retrying task's message must come back.
+      const fresh = current.tasks[index];
+      disposable =
+        isTerminal(current.status) ||
+        !fresh ||
+        isTerminal(fresh.status) ||
+        (fresh.status === 'RUNNING' &&
+          fresh.lease !== undefined &&
+          fresh.lease.messageId !== delivery.messageId &&
+          Date.parse(fresh.lease.until) > now.getTime());
+      leaseIsOurs = fresh?.lease?.messageId === delivery.messageId;
+      if (fresh?.retryAt) comeBackIn = Math.max(1, Math.ceil((Date.parse(fresh.retryAt) - now.getTime()) / 1000));
       return { write: result.job, value: result };
     });
     if (!completed.applied) {
       this.log('warn', `outcome not applied: ${completed.reason}`, { jobId, taskId: task.id, attempt });
-      return completed.superseded ? { kind: 'keep' } : { kind: 'done' };
+      if (recorded) return completed.superseded ? { kind: 'keep' } : { kind: 'done' };
+      if (disposable) return { kind: 'done' };
+      // Still needed (say the task is retrying) but nobody's lease: bring it back when it is due,
+      // not after the queue's long default visibility.
+      return leaseIsOurs ? { kind: 'keep' } : { kind: 'retry', delaySeconds: comeBackIn };
     }
     const after = completed.job.tasks[index]!;
     this.log(after.status === 'FAILED' ? 'warn' : 'info', `task ${after.status.toLowerCase()}`, {
       jobId,
       taskId: task.id,
-      attempt,
+      attempt: after.attempts,
       ...(after.error ? { error: after.error } : {}),
       jobStatus: completed.job.status,
     });

@@ -201,11 +201,15 @@ export function completeAttempt(
   processor: Processor,
   now: Date,
   random: () => number = Math.random,
+  messageId?: string,
 ): CompleteResult {
   const task = job.tasks[index];
   if (!task) return { applied: false, job: undefined, reason: 'no such task', superseded: false };
-  if (isTerminal(job.status) || task.status !== 'RUNNING' || task.attempts !== attempt) {
-    const superseded = task.attempts !== attempt;
+  // The attempt holding the task is named by its number and, where known, by its lease's message:
+  // two deliveries that never wrote their start could otherwise share a number.
+  const otherLease = messageId !== undefined && task.lease !== undefined && task.lease.messageId !== messageId;
+  if (isTerminal(job.status) || task.status !== 'RUNNING' || task.attempts !== attempt || otherLease) {
+    const superseded = task.attempts !== attempt || otherLease;
     if ((task.late?.length ?? 0) >= MAX_LATE_OUTCOMES || task.late?.some((l) => l.attempt === attempt)) {
       return { applied: false, job: undefined, reason: 'stale attempt (already recorded)', superseded };
     }
@@ -377,4 +381,45 @@ export function strandedTasks(job: Job, now: Date, graceSeconds: number): number
         (task.status === 'RUNNING' && due(task.lease?.until)),
     )
     .map((task) => task.index);
+}
+
+/**
+ * The fast path: an attempt that finished before its start was ever written (most tasks answer
+ * well within a second, and writing RUNNING for them would cost a write, a read and a visibility
+ * change). Its start is applied now, as of when it began, and its outcome at once, on the job as
+ * it is now: if the task is no longer this delivery's to run, the outcome is only kept as history.
+ * An attempt whose worker died before writing its start leaves no trace, so it is not counted;
+ * the queue's redrive bounds how often that can happen.
+ */
+export function completeUnrecorded(
+  job: Job,
+  index: number,
+  delivery: Delivery,
+  outcome: AttemptOutcome,
+  processor: Processor,
+  startedAt: Date,
+  now: Date,
+  leaseMarginSeconds = DEFAULT_LEASE_MARGIN_SECONDS,
+  random: () => number = Math.random,
+): CompleteResult & { attempt?: number } {
+  const start = startAttempt(job, index, delivery, processor, startedAt, leaseMarginSeconds);
+  if (start.action === 'run') {
+    const result = completeAttempt(
+      start.job,
+      index,
+      start.attempt,
+      outcome,
+      processor,
+      now,
+      random,
+      delivery.messageId,
+    );
+    // One write for both steps: the version the caller read is what it is conditioned on.
+    if (result.job) result.job.version = job.version + 1;
+    return { ...result, attempt: start.attempt };
+  }
+  const task = job.tasks[index];
+  if (!task) return { applied: false, job: undefined, reason: 'no such task', superseded: false };
+  // Not ours any more: record as a late outcome of the attempt it would have been.
+  return completeAttempt(job, index, task.attempts + 1, outcome, processor, now, random, delivery.messageId);
 }

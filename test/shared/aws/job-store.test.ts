@@ -97,6 +97,8 @@ describe('a zombie worker against the real store', () => {
       ]),
       clock: { now: () => new Date(now) },
       leaseMarginSeconds: 5,
+      // Write the start at once, so the test sees the lease the zombie then loses.
+      recordStartAfterMs: 0,
     });
     const { job } = await engine.submit({ type: 'zombie', tasks: [{ processor: 'p', input: 'x' }] });
     const zombie = engine.runTask({ jobId: job.id, task: 0 }, { messageId: 'm1' });

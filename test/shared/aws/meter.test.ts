@@ -49,10 +49,14 @@ describe('the request meter on a running stack', () => {
     const job = await apiClient(stack).run({ type: 'metered', tasks: [{ processor: 'demo.echo', input: 1 }] });
     expect(job.status).toBe('SUCCEEDED');
     const ops = meter.byOperation();
-    // create, start, finish: three conditional Puts of a small item, each 1 WRU, no index writes.
-    expect(ops['DynamoDB.PutItem']).toMatchObject({ calls: 3, wru: 3, indexWrites: 0 });
+    // Create and finish: two conditional Puts of a small item, 1 WRU each, no index writes. Only a
+    // task still running after a second also has its start written (with its lease), so on a
+    // slow engine there may be a third.
+    const puts = ops['DynamoDB.PutItem'];
+    expect(puts?.calls).toBeGreaterThanOrEqual(2);
+    expect(puts?.calls).toBeLessThanOrEqual(3);
+    expect(puts).toMatchObject({ wru: puts?.calls, indexWrites: 0 });
     expect(ops['SQS.SendMessageBatch']?.sqsRequests).toBe(1);
-    expect(ops['SQS.ChangeMessageVisibility']?.sqsRequests).toBe(1);
     expect(ops['ApiGateway.request']?.apiRequests).toBeGreaterThanOrEqual(1);
     expect(ops['Lambda.jobs-local-worker']?.lambdaInvocations).toBeGreaterThanOrEqual(1);
     expect(ops['Lambda.jobs-local-demo-echo']?.lambdaInvocations).toBe(1);

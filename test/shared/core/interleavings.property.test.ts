@@ -7,6 +7,7 @@ import {
   type AttemptOutcome,
   abortJob,
   completeAttempt,
+  completeUnrecorded,
   createJob,
   poisonTask,
   startAttempt,
@@ -38,12 +39,18 @@ interface Message {
 interface Worker {
   messageId: string;
   task: number;
-  attempt: number;
+  /** Set once the attempt's start is written; a fast attempt never writes it. */
+  attempt?: number;
+  startedAt: number;
 }
+
+/** The queue's own visibility: what a message keeps while a fast attempt has written no lease. */
+const QUEUE_VISIBILITY_MS = 1800_000;
 
 type OutcomeKind = 'ok' | 'error' | 'retryable' | 'crash' | 'timeout';
 type Step =
-  | { kind: 'deliver'; pick: number }
+  | { kind: 'deliver'; pick: number; fast: boolean }
+  | { kind: 'promote'; pick: number }
   | { kind: 'complete'; pick: number; outcome: OutcomeKind }
   | { kind: 'zombie'; pick: number; outcome: OutcomeKind }
   | { kind: 'die'; pick: number }
@@ -146,7 +153,7 @@ class Simulation {
     }
   }
 
-  deliver(message: Message) {
+  deliver(message: Message, fast = false) {
     message.receives++;
     if (message.receives > MAX_RECEIVES) {
       // Redrive: the dead-letter consumer records poison.
@@ -161,9 +168,20 @@ class Simulation {
     const decision = startAttempt(this.job, message.task, { messageId: message.id }, processor, this.date(), MARGIN);
     switch (decision.action) {
       case 'run':
+        if (fast) {
+          // The engine's fast path: nothing is written until the outcome.
+          message.visibleAt = this.now + QUEUE_VISIBILITY_MS;
+          this.workers.push({ messageId: message.id, task: message.task, startedAt: this.now });
+          return;
+        }
         this.write(decision.job);
         message.visibleAt = this.now + (processor.timeoutSeconds + MARGIN) * 1000;
-        this.workers.push({ messageId: message.id, task: message.task, attempt: decision.attempt });
+        this.workers.push({
+          messageId: message.id,
+          task: message.task,
+          attempt: decision.attempt,
+          startedAt: this.now,
+        });
         return;
       case 'hold':
         message.visibleAt = this.now + decision.delaySeconds * 1000;
@@ -180,25 +198,74 @@ class Simulation {
     }
   }
 
-  complete(worker: Worker, kind: OutcomeKind) {
-    const holder = this.job.tasks[worker.task]!.attempts;
-    const result = completeAttempt(
+  /** The engine writes the start of an attempt still running after a moment (and sets its lease). */
+  promote(worker: Worker) {
+    if (worker.attempt !== undefined) return;
+    const decision = startAttempt(
       this.job,
       worker.task,
-      worker.attempt,
-      toOutcome(kind, worker.attempt),
+      { messageId: worker.messageId },
       processor,
-      this.date(),
-      () => 0.5,
+      new Date(worker.startedAt),
+      MARGIN,
     );
+    if (decision.action !== 'run') return;
+    this.write(decision.job);
+    worker.attempt = decision.attempt;
+    const message = this.messages.find((m) => m.id === worker.messageId);
+    if (message) message.visibleAt = this.now + (processor.timeoutSeconds + MARGIN) * 1000;
+  }
+
+  complete(worker: Worker, kind: OutcomeKind) {
+    const before = this.job.tasks[worker.task]!;
+    const holder = before.attempts;
+    const recorded = worker.attempt !== undefined;
+    const outcome = toOutcome(kind, worker.attempt ?? holder + 1);
+    const result = recorded
+      ? completeAttempt(
+          this.job,
+          worker.task,
+          worker.attempt as number,
+          outcome,
+          processor,
+          this.date(),
+          () => 0.5,
+          worker.messageId,
+        )
+      : completeUnrecorded(
+          this.job,
+          worker.task,
+          { messageId: worker.messageId },
+          outcome,
+          processor,
+          new Date(worker.startedAt),
+          this.date(),
+          MARGIN,
+          () => 0.5,
+        );
+    const current = this.job;
+    const task = current.tasks[worker.task]!;
+    const disposable =
+      isTerminal(current.status) ||
+      isTerminal(task.status) ||
+      (task.status === 'RUNNING' &&
+        task.lease !== undefined &&
+        task.lease.messageId !== worker.messageId &&
+        Date.parse(task.lease.until) > this.now);
     if (result.job) this.write(result.job);
     const message = this.messages.find((m) => m.id === worker.messageId);
     if (!result.applied) {
-      if (!result.superseded && message) this.remove(message.id);
+      const remove = recorded ? !result.superseded : disposable;
+      if (remove && message) this.remove(message.id);
+      else if (!recorded && message && task.lease?.messageId !== worker.messageId) {
+        // Still needed but nobody's lease: it comes back when the task is due.
+        message.visibleAt = Math.max(this.now + 1000, task.retryAt ? Date.parse(task.retryAt) : 0);
+      }
       return;
     }
     // Only the attempt that holds the task may change it: a stale (zombie) attempt is fenced off.
-    expect(worker.attempt).toBe(holder);
+    if (recorded) expect(worker.attempt).toBe(holder);
+    else expect((result as { attempt?: number }).attempt).toBe(holder + 1);
     this.send(result.enqueue);
     if (!message) return;
     if (result.retryDelaySeconds !== undefined) message.visibleAt = this.now + result.retryDelaySeconds * 1000;
@@ -209,7 +276,10 @@ class Simulation {
     const visible = this.messages.filter((m) => m.visibleAt <= this.now);
     switch (step.kind) {
       case 'deliver':
-        if (visible.length) this.deliver(visible[step.pick % visible.length]!);
+        if (visible.length) this.deliver(visible[step.pick % visible.length]!, step.fast);
+        return;
+      case 'promote':
+        if (this.workers.length) this.promote(this.workers[step.pick % this.workers.length]!);
         return;
       case 'complete': {
         if (!this.workers.length) return;
@@ -268,7 +338,8 @@ class Simulation {
 
 const outcomeKind = fc.constantFrom<OutcomeKind>('ok', 'ok', 'error', 'retryable', 'crash', 'timeout');
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('deliver' as const), pick: fc.nat() }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('deliver' as const), pick: fc.nat(), fast: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('promote' as const), pick: fc.nat() }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('complete' as const), pick: fc.nat(), outcome: outcomeKind }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('die' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('zombie' as const), pick: fc.nat(), outcome: outcomeKind }) },
