@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
 import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
 import { resources } from '../shared/resources.js';
+import { measureBundles } from './bundles.js';
 import { dollars, PRICES, stepFunctions } from './prices.js';
 
 /**
@@ -19,7 +20,7 @@ import { dollars, PRICES, stepFunctions } from './prices.js';
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '10000' },
-    scenarios: { type: 'string', default: 'queue,http,concurrent100,sequential20' },
+    scenarios: { type: 'string', default: 'queue,http,concurrent100,sequential20,bundles' },
   },
 });
 const JOBS = Number(values.jobs);
@@ -211,10 +212,19 @@ for (const scenario of scenarios) {
   );
 }
 
+const bundles = values.scenarios.split(',').includes('bundles') ? await measureBundles() : undefined;
+if (bundles) {
+  console.log('bundles (minified ESM as deployed; cold init = median import time in a fresh process):');
+  console.table(bundles);
+}
+
 const commit = execSync('git rev-parse --short HEAD').toString().trim();
 const date = new Date().toISOString();
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
 const file = join(dir, `${date.slice(0, 16).replace(/:/g, '')}-${commit}.json`);
-writeFileSync(file, `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results }, null, 2)}\n`);
+writeFileSync(
+  file,
+  `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results, bundles }, null, 2)}\n`,
+);
 console.log(`results → ${file.slice(join(import.meta.dirname, '..').length + 1)}`);

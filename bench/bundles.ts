@@ -1,0 +1,60 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import { resources } from '../shared/resources.js';
+
+/**
+ * Per function: the bundle CDK would deploy (same esbuild settings as infra/jobs-stack.ts) and the
+ * cold init of its module — the median time a fresh Node process takes to import it.
+ */
+export async function measureBundles(runs = 5) {
+  const root = join(import.meta.dirname, '..');
+  const dir = mkdtempSync(join(tmpdir(), 'jobs-bundles-'));
+  try {
+    const results: Record<string, { bytes: number; gzipBytes: number; coldInitMs: number }> = {};
+    for (const [name, fn] of Object.entries(resources.functions)) {
+      const outfile = join(dir, `${name}.mjs`);
+      await build({
+        entryPoints: [join(root, fn.entry)],
+        outfile,
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node24',
+        minify: true,
+        mainFields: ['module', 'main'],
+        banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
+        logLevel: 'error',
+      });
+      const code = readFileSync(outfile);
+      const probe = join(dir, `${name}-probe.mjs`);
+      writeFileSync(
+        probe,
+        `const t = performance.now(); await import(${JSON.stringify(outfile)}); console.log(performance.now() - t);`,
+      );
+      const times = Array.from({ length: runs }, () =>
+        Number(
+          execFileSync(process.execPath, [probe], {
+            encoding: 'utf8',
+            env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' },
+          }),
+        ),
+      ).sort((a, b) => a - b);
+      results[name] = {
+        bytes: code.length,
+        gzipBytes: gzipSync(code).length,
+        coldInitMs: Number((times[Math.floor(runs / 2)] as number).toFixed(1)),
+      };
+    }
+    return results;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.table(await measureBundles());
+}
