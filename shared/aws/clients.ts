@@ -3,6 +3,7 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { faultClient } from './faults.js';
 import { meterClient } from './meter.js';
 
 /**
@@ -46,7 +47,10 @@ export function createClients(env: NodeJS.ProcessEnv = process.env): Clients {
     lambda: new LambdaClient({}),
   };
   // Counted by the request meter whenever one is installed (benchmarks, the fault suite).
-  for (const client of [built.dynamo, built.sqs, built.s3, built.lambda]) meterClient(client);
+  for (const client of [built.dynamo, built.sqs, built.s3, built.lambda]) {
+    meterClient(client);
+    faultClient(client);
+  }
   return built;
 }
 
