@@ -22,7 +22,8 @@ import {
   type TableDeclaration,
   type TableKey,
 } from '../shared/resources.js';
-import { freePort, startDynamoDbLocal, startMoto } from './engines.js';
+import { startDynamoDbLocal, startMoto } from './engines.js';
+import { close, freePort, listen } from './net.js';
 
 /** Where the local cloud's services answer, as the AWS SDK's endpoint variables name them. */
 export interface CloudEndpoints {
@@ -58,20 +59,6 @@ export interface Cloud {
 export const LOCAL_REGION = 'us-east-1';
 /** s3rver accepts only this key pair by default; the other emulators accept any. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
-
-function listen(server: Server, port = 0): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-  });
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.closeAllConnections?.();
-    server.close(() => resolve());
-  });
-}
 
 /**
  * Starts DynamoDB (dynalite), SQS (local-aws-sqs) and S3 (s3rver) in this process on free

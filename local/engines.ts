@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { freePort } from './net.js';
 
 /**
  * External emulator processes (DynamoDB Local on Java, moto on Python) that must never outlive
@@ -19,18 +19,6 @@ export interface EngineProcess {
 }
 
 const REAPER = 'trap "" INT; "$@" & child=$!; cat >/dev/null; kill $child 2>/dev/null; wait $child 2>/dev/null';
-
-export async function freePort(): Promise<number> {
-  const probe = createServer();
-  return new Promise((resolve, reject) => {
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function onPath(command: string, probeArgs: string[]): boolean {
   return spawnSync(command, probeArgs, { stdio: 'ignore' }).status === 0;

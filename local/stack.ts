@@ -1,5 +1,3 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { demoProcessors } from '../examples/processors/local.js';
 import { createClients } from '../shared/aws/clients.js';
 import type { ProcessorConfig } from '../shared/core/processors.js';
@@ -25,6 +23,7 @@ import {
   startAwsLocalCloud,
   startEmbeddedCloud,
 } from './cloud.js';
+import { close, listen } from './net.js';
 import { createApiGateway } from './runtime/api-gateway.js';
 import { FunctionHost, type LambdaHandler, type LocalFunction } from './runtime/functions.js';
 import { createLambdaEndpoint } from './runtime/lambda-endpoint.js';
@@ -86,20 +85,6 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-function listen(server: Server, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-  });
-}
-
-async function closeServer(server: Server): Promise<void> {
-  await new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
-}
-
 let sandboxes = 0;
 
 /**
@@ -135,7 +120,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const host = new FunctionHost(LOCAL_REGION);
     const lambdaEndpoint = createLambdaEndpoint(host, log);
     const lambdaPort = await listen(lambdaEndpoint, 0);
-    stopping.unshift(() => closeServer(lambdaEndpoint));
+    stopping.unshift(() => close(lambdaEndpoint));
 
     // Handlers run in this process and read the same variables the CDK stack sets in AWS. They are
     // put back on stop, so a later stack in the same process does not mistake them for an external cloud.
@@ -233,7 +218,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       log,
     });
     const apiPort = await listen(api, options.port ?? 0);
-    stopping.unshift(() => closeServer(api));
+    stopping.unshift(() => close(api));
     info.api = `http://127.0.0.1:${apiPort}`;
     // Cooperative demo processors (demo.sleep) watch their job through the public API.
     stopping.push(setEnv({ JOBS_API_URL: info.api }));

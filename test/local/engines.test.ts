@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../../local/engines.js';
+import { freePort } from '../../local/net.js';
 import { eventually } from '../support/stack.js';
 
 const alive = (pid: number) => {
