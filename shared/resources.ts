@@ -145,7 +145,16 @@ export type BucketKey = keyof typeof buckets;
  */
 const api = {
   function: 'api' as FunctionKey,
-  routes: ['GET /v1/health', 'POST /v1/jobs', 'GET /v1/jobs/{id}', 'POST /v1/jobs/{id}/abort', '$default'],
+  routes: [
+    'GET /v1/health',
+    'POST /v1/jobs',
+    'GET /v1/jobs/{id}',
+    'POST /v1/jobs/{id}/abort',
+    'POST /v1/jobs/{id}/rows',
+    'GET /v1/jobs/{id}/rows',
+    'POST /v1/jobs/{id}/release',
+    '$default',
+  ],
 };
 
 const eventSources: EventSourceDeclaration[] = [

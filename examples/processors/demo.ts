@@ -57,3 +57,26 @@ async function jobAborted(api: string, jobId: string): Promise<boolean> {
     return false;
   }
 }
+
+interface ChunkEvent {
+  job: { id: string; type: string };
+  chunk: { index: number; attempt: number; context: Record<string, unknown>; rows: { line: number; input: unknown }[] };
+}
+
+type RowReply = {
+  line: number;
+  status: 'ok' | 'error' | 'retry';
+  result?: unknown;
+  messages?: unknown[];
+  outputs?: Record<string, string>;
+  error?: { code?: string; message?: string };
+};
+
+/** Batch rows: each row echoed (result and an `echo` output line); `{"fail": true}` rows fail. */
+export const rows = async (event: ChunkEvent): Promise<{ rows: RowReply[] }> => ({
+  rows: event.chunk.rows.map(({ line, input }) =>
+    input && typeof input === 'object' && (input as { fail?: unknown }).fail === true
+      ? { line, status: 'error', error: { code: 'ROW_FAIL', message: `line ${line} asked to fail` } }
+      : { line, status: 'ok', result: { echo: input }, outputs: { echo: JSON.stringify(input) } },
+  ),
+});

@@ -1,6 +1,7 @@
 import type { LocalFunction } from '../../local/runtime/functions.js';
 import type { ProcessorConfig } from '../../shared/core/processors.js';
-import { crash, echo, fail, flaky, sleep } from './demo.js';
+import { crash, echo, fail, flaky, rows, sleep } from './demo.js';
+import { postings } from './ledger.js';
 
 /** The demo processors as local Lambda functions, and their registration (API.md, "Demo processors"). */
 export function demoProcessors(stage: string): {
@@ -19,6 +20,8 @@ export function demoProcessors(stage: string): {
     fn('crash', crash, 10),
     fn('flaky', flaky, 10),
     fn('sleep', sleep, 65),
+    fn('rows', rows, 10),
+    fn('ledger', postings, 30),
   ];
   const lambda = (name: string) => ({ type: 'lambda' as const, functionName: `jobs-${stage}-demo-${name}` });
   const oneSecond = { type: 'fixed' as const, delaySeconds: 1 };
@@ -30,6 +33,8 @@ export function demoProcessors(stage: string): {
       'demo.crash': { target: lambda('crash'), timeoutSeconds: 10, maxAttempts: 2, backoff: oneSecond },
       'demo.flaky': { target: lambda('flaky'), timeoutSeconds: 10, maxAttempts: 5, backoff: oneSecond },
       'demo.sleep': { target: lambda('sleep'), timeoutSeconds: 61, maxAttempts: 2, backoff: oneSecond },
+      'demo.rows': { target: lambda('rows'), timeoutSeconds: 10, maxAttempts: 3, backoff: oneSecond },
+      'examples.ledger': { target: lambda('ledger'), timeoutSeconds: 30, maxAttempts: 3, backoff: oneSecond },
     },
   };
 }

@@ -4,9 +4,11 @@ import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { z } from 'zod';
 import { wiring } from '../../shared/aws/wiring.js';
+import { ROW_STATUSES } from '../../shared/core/batch.js';
 import { NotFoundError } from '../../shared/core/errors.js';
 import { isTerminal } from '../../shared/core/model.js';
-import { idempotencyKeySchema, parseOrThrow } from '../../shared/core/schemas.js';
+import type { AnyJob } from '../../shared/core/ports.js';
+import { appendRowsSchema, idempotencyKeySchema, parseOrThrow } from '../../shared/core/schemas.js';
 import { toJobView } from '../../shared/core/view.js';
 import { type ApiEvent, DEFAULT_MAX_BODY_BYTES, httpErrors, jsonBody } from '../../shared/http/middleware.js';
 import { json } from '../../shared/http/responses.js';
@@ -20,6 +22,11 @@ type Route = (event: ApiEvent) => Promise<APIGatewayProxyStructuredResultV2>;
 
 const noQuery = z.strictObject({});
 const readQuery = z.strictObject({ wait: z.coerce.number().min(0).max(20).optional() });
+const rowsQuery = z.strictObject({
+  status: z.enum(ROW_STATUSES).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().min(1).max(512).optional(),
+});
 
 /** Ids we hand out are short and plain; anything else cannot name a job. */
 const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -30,14 +37,25 @@ function jobId(event: ApiEvent): string {
   return id;
 }
 
-/** Long poll: re-read with growing pauses until the job is terminal or the wait is over. */
+/** A job as API.md shows it, whichever its kind. */
+async function view(job: AnyJob, options: { upload?: boolean } = {}) {
+  const { batches, payloads } = wiring('api', log);
+  return job.kind === 'batch' ? batches.view(job, options) : toJobView(job, payloads);
+}
+
+/** Done waiting: terminal, and for a batch, its outputs assembled. */
+function settled(job: AnyJob): boolean {
+  return isTerminal(job.status) && (job.kind !== 'batch' || job.batch.outputs !== undefined);
+}
+
+/** Long poll: re-read with growing pauses until the job is settled or the wait is over. */
 async function readUntilTerminal(id: string, waitSeconds: number) {
   const { engine } = wiring('api', log);
   const until = Date.now() + waitSeconds * 1000;
   let pause = 100;
   for (;;) {
-    const job = await engine.get(id);
-    if (isTerminal(job.status) || Date.now() + pause > until) return job;
+    const job = await engine.read(id);
+    if (settled(job) || Date.now() + pause > until) return job;
     await new Promise((r) => setTimeout(r, pause));
     pause = Math.min(pause * 2, 1000);
   }
@@ -51,22 +69,51 @@ const routes: Record<string, Route> = {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
     const header = event.headers['idempotency-key'];
     const key = header === undefined ? undefined : parseOrThrow(idempotencyKeySchema, header, 'Idempotency-Key header');
-    const { engine, payloads } = wiring('api', log);
+    const { engine } = wiring('api', log);
     const { job, created } = await engine.submit(event.json, key);
-    return json(created ? 202 : 200, await toJobView(job, payloads), { location: `/v1/jobs/${job.id}` });
+    return json(created ? 202 : 200, await view(job, { upload: true }), { location: `/v1/jobs/${job.id}` });
   },
 
   'GET /v1/jobs/{id}': async (event) => {
     const { wait = 0 } = parseOrThrow(readQuery, event.queryStringParameters ?? {}, 'Query');
     const job = await readUntilTerminal(jobId(event), wait);
-    return json(200, await toJobView(job, wiring('api', log).payloads));
+    return json(200, await view(job));
   },
 
   'POST /v1/jobs/{id}/abort': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    const { engine, payloads } = wiring('api', log);
-    const { job, changed } = await engine.abort(jobId(event));
-    return json(changed ? 202 : 200, await toJobView(job, payloads));
+    const { engine, batches } = wiring('api', log);
+    const id = jobId(event);
+    const { job, changed } =
+      (await engine.read(id)).kind === 'batch' ? await batches.abort(id) : await engine.abort(id);
+    return json(changed ? 202 : 200, await view(job));
+  },
+
+  'POST /v1/jobs/{id}/rows': async (event) => {
+    parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
+    const { rows } = parseOrThrow(appendRowsSchema, event.json, 'Rows');
+    return json(200, await wiring('api', log).batches.append(jobId(event), rows));
+  },
+
+  'GET /v1/jobs/{id}/rows': async (event) => {
+    const query = parseOrThrow(rowsQuery, event.queryStringParameters ?? {}, 'Query');
+    const page = await wiring('api', log).batches.rows(jobId(event), query);
+    return json(200, {
+      items: page.items.map(({ line, status, result, messages, error, outputs }) => ({
+        line,
+        status,
+        result: result ?? null,
+        messages: messages ?? [],
+        error: error ?? null,
+        ...(outputs ? { outputs } : {}),
+      })),
+      nextCursor: page.nextCursor,
+    });
+  },
+
+  'POST /v1/jobs/{id}/release': async (event) => {
+    parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
+    return json(202, await view(await wiring('api', log).batches.release(jobId(event))));
   },
 };
 

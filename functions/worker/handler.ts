@@ -3,7 +3,7 @@ import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { clients } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
-import { parseJson, taskMessageSchema } from '../../shared/core/schemas.js';
+import { parseJson, workMessageSchema } from '../../shared/core/schemas.js';
 import { engineLog, sqsBatchHandler } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
@@ -24,26 +24,41 @@ function setVisibility(record: SQSRecord, seconds: number) {
 }
 
 /**
- * One task message. The message is the lease: while the processor runs, its visibility is the
- * processor's timeout plus a margin, so a worker that dies loses the task only for that long.
- * A retry with backoff is a visibility change plus a reported failure.
+ * One work message: a task, a batch chunk, or a batch step (plan, finalize). The message is the
+ * lease: while a processor runs, its visibility is the processor's timeout plus a margin, so a
+ * worker that dies loses the work only for that long. A retry with backoff is a visibility change
+ * plus a reported failure.
  */
 async function runRecord(record: SQSRecord, context?: Context): Promise<void> {
-  const parsed = taskMessageSchema.safeParse(parseJson(record.body));
+  const parsed = workMessageSchema.safeParse(parseJson(record.body));
   if (!parsed.success) {
-    logger.error('Unreadable task message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
+    logger.error('Unreadable work message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
     return;
   }
-  const { engine } = wiring('worker', log);
-  const verdict = await engine.runTask(
-    parsed.data,
-    { messageId: record.messageId, sentAt: Number(record.attributes.SentTimestamp) || undefined },
-    {
-      onLease: (seconds) => setVisibility(record, seconds).then(() => undefined),
-      // Stop waiting on the processor while there is still time to record the outcome.
-      ...(context ? { signal: AbortSignal.timeout(Math.max(1000, context.getRemainingTimeInMillis() - 10_000)) } : {}),
-    },
-  );
+  const { engine, batches } = wiring('worker', log);
+  const message = parsed.data;
+  const sentAt = Number(record.attributes.SentTimestamp) || undefined;
+  const hooks = {
+    onLease: (seconds: number) => setVisibility(record, seconds).then(() => undefined),
+    // Stop waiting on the processor while there is still time to record the outcome.
+    ...(context ? { signal: AbortSignal.timeout(Math.max(1000, context.getRemainingTimeInMillis() - 10_000)) } : {}),
+  };
+  const verdict =
+    'task' in message
+      ? await engine.runTask(message, { messageId: record.messageId, sentAt }, hooks)
+      : 'chunk' in message
+        ? await batches.runChunk(
+            message,
+            {
+              messageId: record.messageId,
+              receiveCount: Number(record.attributes.ApproximateReceiveCount) || 1,
+              ...(sentAt !== undefined ? { sentAt } : {}),
+            },
+            hooks,
+          )
+        : message.step === 'plan'
+          ? await batches.plan(message.jobId, { ...(sentAt !== undefined ? { sentAt } : {}) })
+          : await batches.finalize(message.jobId);
   if (verdict.kind === 'retry') {
     await setVisibility(record, verdict.delaySeconds);
     throw new RetryLater(`retry in ${verdict.delaySeconds} s`);

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { BatchJob } from '../core/batch.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
-import type { JobStore } from '../core/ports.js';
+import type { AnyJob, JobStore } from '../core/ports.js';
 import { isPayloadRef, type S3PayloadStore } from './payloads.js';
 
 const JOB_SK = 'JOB';
@@ -26,6 +27,18 @@ type JobItem = Omit<Job, 'meta' | 'tasks'> & {
   expiresAt?: number;
 };
 
+/** A batch job: its settings and plan inline; user values (meta, context) as JSON text. */
+type BatchItem = Omit<BatchJob, 'meta' | 'batch'> & {
+  pk: string;
+  sk: string;
+  meta?: string;
+  batch: Omit<BatchJob['batch'], 'context'> & { context: string };
+  writeId: string;
+  expiresAt?: number;
+};
+
+type StoredItem = JobItem | BatchItem;
+
 /**
  * Jobs on DynamoDB: one item per job, tasks inside it, so every transition is one conditional
  * single-item write on `version` (no transactions).
@@ -46,8 +59,8 @@ export class DynamoJobStore implements JobStore {
     private readonly retentionDays = DEFAULT_RETENTION_DAYS,
   ) {}
 
-  async create(job: Job): Promise<{ created: true } | { created: false; existing: Job }> {
-    const item = await this.toItem(job);
+  async create(job: AnyJob): Promise<{ created: true } | { created: false; existing: AnyJob }> {
+    const item = await this.encode(job);
     try {
       await this.doc.send(
         new PutCommand({
@@ -61,7 +74,7 @@ export class DynamoJobStore implements JobStore {
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       // The old item comes back with the refusal where the engine supports it (not dynalite).
-      const stored = error.Item ? (unmarshall(error.Item) as JobItem) : await this.readItem(job.id);
+      const stored = error.Item ? (unmarshall(error.Item) as StoredItem) : await this.readItem(job.id);
       if (!stored) return this.create(job);
       // Our own earlier attempt of this very Put committed (the SDK retried it).
       if (stored.writeId === item.writeId) return { created: true };
@@ -77,17 +90,22 @@ export class DynamoJobStore implements JobStore {
         );
         return { created: true };
       }
-      return { created: false, existing: fromItem(stored) };
+      return { created: false, existing: decodeItem(stored) };
     }
   }
 
   async get(id: string): Promise<Job | undefined> {
-    const item = await this.readItem(id);
-    return item && !isExpired(item) ? fromItem(item) : undefined;
+    const job = await this.read(id);
+    return job?.kind === 'tasks' ? job : undefined;
   }
 
-  async replace(job: Job, expectedVersion: number): Promise<boolean> {
-    const item = await this.toItem(job);
+  async read(id: string): Promise<AnyJob | undefined> {
+    const item = await this.readItem(id);
+    return item && !isExpired(item) ? decodeItem(item) : undefined;
+  }
+
+  async replace(job: AnyJob, expectedVersion: number): Promise<boolean> {
+    const item = await this.encode(job);
     try {
       await this.doc.send(
         new PutCommand({
@@ -109,11 +127,11 @@ export class DynamoJobStore implements JobStore {
    * Unfinished jobs, for the sweeper: a parallel Scan that returns only their keys. It reads the
    * whole table, so it runs rarely (see the schedule in shared/resources.ts).
    */
-  async *activeJobs(createdBefore: Date): AsyncIterable<string> {
+  async *activeJobs(createdBefore: Date): AsyncIterable<{ id: string; kind: AnyJob['kind'] }> {
     const segments = 4;
     const pages = await Promise.all(
       Array.from({ length: segments }, async (_, segment) => {
-        const ids: string[] = [];
+        const ids: { id: string; kind: AnyJob['kind'] }[] = [];
         let cursor: Record<string, unknown> | undefined;
         do {
           const page = await this.doc.send(
@@ -121,10 +139,14 @@ export class DynamoJobStore implements JobStore {
               TableName: this.table,
               Segment: segment,
               TotalSegments: segments,
-              ProjectionExpression: 'pk',
-              FilterExpression: 'NOT (#status IN (:succeeded, :failed, :aborted)) AND createdAt < :before',
-              ExpressionAttributeNames: { '#status': 'status' },
+              ProjectionExpression: 'pk, kind',
+              // A batch stays of interest until its outputs are assembled.
+              FilterExpression:
+                'sk = :job AND createdAt < :before AND (NOT (#status IN (:succeeded, :failed, :aborted)) OR (kind = :batch AND attribute_not_exists(#batch.outputs)))',
+              ExpressionAttributeNames: { '#status': 'status', '#batch': 'batch' },
               ExpressionAttributeValues: {
+                ':job': JOB_SK,
+                ':batch': 'batch',
                 ':succeeded': 'SUCCEEDED',
                 ':failed': 'FAILED',
                 ':aborted': 'ABORTED',
@@ -133,7 +155,9 @@ export class DynamoJobStore implements JobStore {
               ExclusiveStartKey: cursor,
             }),
           );
-          for (const item of page.Items ?? []) ids.push(String(item.pk).slice('JOB#'.length));
+          for (const item of page.Items ?? []) {
+            ids.push({ id: String(item.pk).slice('JOB#'.length), kind: item.kind === 'batch' ? 'batch' : 'tasks' });
+          }
           cursor = page.LastEvaluatedKey;
         } while (cursor);
         return ids;
@@ -142,11 +166,31 @@ export class DynamoJobStore implements JobStore {
     yield* pages.flat();
   }
 
-  private async readItem(id: string): Promise<JobItem | undefined> {
+  private async readItem(id: string): Promise<StoredItem | undefined> {
     const { Item } = await this.doc.send(
       new GetCommand({ TableName: this.table, Key: { pk: pk(id), sk: JOB_SK }, ConsistentRead: true }),
     );
-    return Item as JobItem | undefined;
+    return Item as StoredItem | undefined;
+  }
+
+  private encode(job: AnyJob): Promise<StoredItem> {
+    return job.kind === 'batch' ? Promise.resolve(this.toBatchItem(job)) : this.toItem(job);
+  }
+
+  private toBatchItem(job: BatchJob): BatchItem {
+    const { meta, batch, ...fields } = job as BatchJob & { expiresAt?: number };
+    const item: BatchItem = {
+      ...fields,
+      pk: pk(job.id),
+      sk: JOB_SK,
+      ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
+      batch: { ...batch, context: JSON.stringify(batch.context) },
+      writeId: randomUUID(),
+    };
+    if (isTerminal(job.status) && job.endedAt) {
+      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retentionDays * 86400;
+    }
+    return item;
   }
 
   private async toItem(job: Job): Promise<JobItem> {
@@ -211,6 +255,18 @@ function decode(value: Encoded | undefined): unknown {
 
 function pk(id: string): string {
   return `JOB#${id}`;
+}
+
+function decodeItem(item: StoredItem): AnyJob {
+  if (item.kind === 'batch') {
+    const { pk: _pk, sk: _sk, writeId: _write, expiresAt: _expires, meta, batch, ...job } = item as BatchItem;
+    return {
+      ...job,
+      ...(meta !== undefined ? { meta: JSON.parse(meta) as Record<string, unknown> } : {}),
+      batch: { ...batch, context: JSON.parse(batch.context) as Record<string, unknown> },
+    };
+  }
+  return fromItem(item as JobItem);
 }
 
 function fromItem(item: JobItem): Job {

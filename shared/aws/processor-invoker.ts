@@ -5,18 +5,19 @@ import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
-import type { ProcessorInvoker, TaskRequest } from '../core/ports.js';
+import type { TaskError } from '../core/model.js';
+import type { ChunkCall, ChunkRequest, ProcessorInvoker, TaskRequest } from '../core/ports.js';
 import type { Processor } from '../core/processors.js';
 import { taskReplySchema } from '../core/schemas.js';
 import type { AttemptOutcome } from '../core/transitions.js';
 
 const MAX_REPLY_BYTES = 6 * 1024 * 1024;
 
-function crash(message: string): AttemptOutcome {
+function crash(message: string): { status: 'error'; error: TaskError; retryable: true } {
   return { status: 'error', error: { kind: 'crash', message }, retryable: true };
 }
 
-function timeout(message: string): AttemptOutcome {
+function timeout(message: string): { status: 'error'; error: TaskError; retryable: true } {
   return { status: 'error', error: { kind: 'timeout', message }, retryable: true };
 }
 
@@ -44,7 +45,19 @@ export class TargetInvoker implements ProcessorInvoker {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  invoke(processor: Processor, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome> {
+  async invoke(processor: Processor, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome> {
+    const call = await this.call(processor, request, signal);
+    if (call.status === 'error') return call;
+    // A Lambda replies by the contract's envelope; an HTTP 2xx body is the result itself.
+    return processor.target.type === 'lambda' ? classifyReply(call.reply) : { status: 'ok', result: call.reply };
+  }
+
+  /** A chunk's reply is read against its rows by the batch engine; here it is only fetched. */
+  invokeChunk(processor: Processor, request: ChunkRequest, signal: AbortSignal): Promise<ChunkCall> {
+    return this.call(processor, request, signal);
+  }
+
+  private call(processor: Processor, request: TaskRequest | ChunkRequest, signal: AbortSignal): Promise<ChunkCall> {
     const target = processor.target;
     if (target.type === 'lambda') return this.invokeLambda(target.functionName, request, signal);
     return this.secret(target).then((secret) =>
@@ -66,7 +79,11 @@ export class TargetInvoker implements ProcessorInvoker {
     }
   }
 
-  private async invokeLambda(functionName: string, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome> {
+  private async invokeLambda(
+    functionName: string,
+    request: TaskRequest | ChunkRequest,
+    signal: AbortSignal,
+  ): Promise<ChunkCall> {
     let response: InvokeCommandOutput;
     try {
       response = await this.lambda.send(
@@ -87,7 +104,7 @@ export class TargetInvoker implements ProcessorInvoker {
       return crash(`${detail.errorType ?? 'Error'}: ${detail.errorMessage ?? 'processor threw'}`);
     }
     try {
-      return classifyReply(JSON.parse(text));
+      return { status: 'reply', reply: JSON.parse(text) };
     } catch {
       return crash('processor reply is not JSON');
     }
@@ -122,9 +139,9 @@ async function invokeHttp(
   url: string,
   secret: string,
   allowPrivate: boolean,
-  request: TaskRequest,
+  request: TaskRequest | ChunkRequest,
   signal: AbortSignal,
-): Promise<AttemptOutcome> {
+): Promise<ChunkCall> {
   const target = new URL(url);
   const hostname = target.hostname.replace(/^\[|\]$/g, '');
   let address: string;
@@ -147,7 +164,7 @@ async function invokeHttp(
   const body = JSON.stringify(request);
   const timestamp = String(Math.floor(Date.now() / 1000));
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise<AttemptOutcome>((resolve) => {
+  return new Promise<ChunkCall>((resolve) => {
     const req = send(
       target,
       {
@@ -176,9 +193,9 @@ async function invokeHttp(
           const text = Buffer.concat(chunks).toString('utf8');
           if (size > MAX_REPLY_BYTES) return resolve(crash('reply too large'));
           if (status >= 200 && status < 300) {
-            if (text.trim() === '') return resolve({ status: 'ok', result: null });
+            if (text.trim() === '') return resolve({ status: 'reply', reply: null });
             try {
-              return resolve({ status: 'ok', result: JSON.parse(text) });
+              return resolve({ status: 'reply', reply: JSON.parse(text) });
             } catch {
               return resolve(crash('2xx reply is not JSON'));
             }

@@ -1,11 +1,15 @@
+import { createHash } from 'node:crypto';
+import { BatchEngine } from '../core/batch-engine.js';
 import { JobEngine } from '../core/engine.js';
 import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
 import { resourceEnv, resources } from '../resources.js';
+import { S3BatchFiles } from './batch-files.js';
 import { clients } from './clients.js';
 import { DynamoJobStore } from './job-store.js';
 import { S3PayloadStore } from './payloads.js';
 import { TargetInvoker } from './processor-invoker.js';
+import { DynamoTallyStore } from './tally-store.js';
 import { SqsWorkQueue } from './work-queue.js';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -22,7 +26,17 @@ function positiveNumber(value: string | undefined, fallback: number): number {
 
 export interface Wiring {
   engine: JobEngine;
+  batches: BatchEngine;
   payloads: S3PayloadStore;
+}
+
+/**
+ * The key that signs cursors. `CURSOR_KEY` where set (the CDK stack sets it from a generated
+ * secret); otherwise one derived from the table's name, which keeps cursors stable across
+ * restarts but is only as secret as that name: fine on a laptop, not for production.
+ */
+function cursorKey(env: NodeJS.ProcessEnv, table: string): string {
+  return env.CURSOR_KEY || createHash('sha256').update(`cursor:${table}`).digest('base64url');
 }
 
 /**
@@ -39,27 +53,40 @@ export function wiringFromEnv(
     required(env, resourceEnv.bucket('data')),
     positiveNumber(env.INLINE_PAYLOAD_LIMIT_BYTES, 64 * 1024),
   );
-  const store = new DynamoJobStore(
-    doc,
-    required(env, resourceEnv.table('jobs')),
-    payloads,
-    positiveNumber(env.JOB_RETENTION_DAYS, 30),
-  );
+  const table = required(env, resourceEnv.table('jobs'));
+  const retentionDays = positiveNumber(env.JOB_RETENTION_DAYS, 30);
+  const store = new DynamoJobStore(doc, table, payloads, retentionDays);
   const processors = ProcessorRegistry.fromJson(env.PROCESSORS ?? '{}', {
     workerTimeoutSeconds: resources.functions.worker.timeoutSeconds,
     maxReceiveCount: resources.queues.work.deadLetter.maxReceiveCount,
   });
+  const queue = new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work')));
+  const invoker = new TargetInvoker(lambda, env);
+  const leaseMarginSeconds = positiveNumber(env.LEASE_MARGIN_SECONDS, 10);
+  const batches = new BatchEngine({
+    store,
+    tallies: new DynamoTallyStore(doc, table, retentionDays),
+    files: new S3BatchFiles(s3, required(env, resourceEnv.bucket('data'))),
+    queue,
+    invoker,
+    processors,
+    clock: systemClock,
+    cursorKey: cursorKey(env, table),
+    leaseMarginSeconds,
+    ...(log ? { log } : {}),
+  });
   const engine = new JobEngine({
     store,
-    queue: new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work'))),
-    invoker: new TargetInvoker(lambda, env),
+    queue,
+    invoker,
     payloads,
     processors,
     clock: systemClock,
-    leaseMarginSeconds: positiveNumber(env.LEASE_MARGIN_SECONDS, 10),
+    leaseMarginSeconds,
+    batches,
     ...(log ? { log } : {}),
   });
-  return { engine, payloads };
+  return { engine, batches, payloads };
 }
 
 const cache = new Map<string, { key: string; wiring: Wiring }>();
@@ -73,7 +100,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN)/.test(
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_KEY)/.test(
           variable,
         ),
       )

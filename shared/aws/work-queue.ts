@@ -1,28 +1,49 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { WorkQueue } from '../core/ports.js';
-import type { TaskMessage } from '../core/schemas.js';
+import type { WorkMessage } from '../core/schemas.js';
 
 const MAX_BATCH = 10;
+/** SQS refuses a batch whose bodies add up to more than 256 KiB; stay under with room for attributes. */
+const MAX_BATCH_BYTES = 250_000;
 const MAX_RETRIES = 5;
 
-/** Task messages on SQS, ten per request (a batch costs one request per 64 KiB). */
+/** Work messages on SQS, up to ten per request (a batch costs one request per 64 KiB). */
 export class SqsWorkQueue implements WorkQueue {
   constructor(
     private readonly sqs: SQSClient,
     private readonly queueUrl: string,
   ) {}
 
-  async send(messages: TaskMessage[]): Promise<void> {
-    const batches: TaskMessage[][] = [];
-    for (let i = 0; i < messages.length; i += MAX_BATCH) batches.push(messages.slice(i, i + MAX_BATCH));
-    await Promise.all(batches.map((batch) => this.sendBatch(batch)));
+  async send(messages: WorkMessage[], options: { delaySeconds?: number } = {}): Promise<void> {
+    const batches: string[][] = [];
+    let batch: string[] = [];
+    let bytes = 0;
+    for (const message of messages) {
+      const body = JSON.stringify(message);
+      const size = Buffer.byteLength(body);
+      if (batch.length === MAX_BATCH || (batch.length > 0 && bytes + size > MAX_BATCH_BYTES)) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(body);
+      bytes += size;
+    }
+    if (batch.length > 0) batches.push(batch);
+    const delay =
+      options.delaySeconds === undefined ? undefined : Math.max(0, Math.min(900, Math.round(options.delaySeconds)));
+    await Promise.all(batches.map((bodies) => this.sendBatch(bodies, delay)));
   }
 
   /** Entries SQS could not take are sent again; a batch that keeps failing throws (the caller retries). */
-  private async sendBatch(batch: TaskMessage[]): Promise<void> {
-    let pending = batch.map((message, i) => ({ Id: String(i), MessageBody: JSON.stringify(message) }));
+  private async sendBatch(bodies: string[], delaySeconds: number | undefined): Promise<void> {
+    let pending = bodies.map((body, i) => ({
+      Id: String(i),
+      MessageBody: body,
+      ...(delaySeconds ? { DelaySeconds: delaySeconds } : {}),
+    }));
     for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt >= MAX_RETRIES) throw new Error(`SQS refused ${pending.length} task messages`);
+      if (attempt >= MAX_RETRIES) throw new Error(`SQS refused ${pending.length} work messages`);
       const { Failed = [] } = await this.sqs.send(
         new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: pending }),
       );

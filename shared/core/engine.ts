@@ -1,9 +1,10 @@
+import type { BatchEngine, PreparedBatch } from './batch-engine.js';
 import { IdempotencyMismatchError, NotFoundError, UnknownProcessorError, ValidationError } from './errors.js';
 import { jobIdForKey, newJobId, requestHash, taskId } from './ids.js';
 import { isTerminal, type Job } from './model.js';
-import type { Clock, JobStore, PayloadStore, ProcessorInvoker, WorkQueue } from './ports.js';
+import type { AnyJob, Clock, JobStore, PayloadStore, ProcessorInvoker, WorkQueue } from './ports.js';
 import type { ProcessorRegistry } from './processors.js';
-import { parseOrThrow, type SubmitTasks, submitTasksSchema } from './schemas.js';
+import { parseOrThrow, type SubmitTasks, submitBatchSchema, submitTasksSchema } from './schemas.js';
 import {
   type AttemptOutcome,
   abortJob,
@@ -22,7 +23,9 @@ import {
 export interface EngineDeps {
   store: JobStore;
   queue: WorkQueue;
-  invoker: ProcessorInvoker;
+  invoker: Pick<ProcessorInvoker, 'invoke'>;
+  /** Batches (jobs of rows); without them a batch submission is refused. */
+  batches?: BatchEngine;
   payloads: PayloadStore;
   processors: ProcessorRegistry;
   clock: Clock;
@@ -51,8 +54,19 @@ const MAX_CONFLICTS = 50;
 
 export class ConflictError extends Error {}
 
+function idempotencyKeyOf(headerKey: string | undefined, bodyKey: string | undefined): string | undefined {
+  if (headerKey !== undefined && bodyKey !== undefined && headerKey !== bodyKey) {
+    throw new ValidationError('Idempotency-Key header and idempotencyKey field differ', [
+      { path: 'idempotencyKey', message: 'must equal the Idempotency-Key header when both are given' },
+    ]);
+  }
+  return headerKey ?? bodyKey;
+}
+
 /** A validated submission, ready to be sent and written. */
-export type PreparedJob = Transition;
+export type PreparedJob = (Transition & { kind?: undefined }) | PreparedBatch;
+
+export type Submitted = { job: AnyJob; created: boolean };
 
 /**
  * The use cases of jobs of tasks. Each state change is: read the job, apply one pure transition,
@@ -78,7 +92,7 @@ export class JobEngine {
    * Submit. With an idempotency key the job id is derived from it, so a replay finds the first job
    * with the same conditional write that would have created it.
    */
-  async submit(body: unknown, headerKey?: string): Promise<{ job: Job; created: boolean }> {
+  async submit(body: unknown, headerKey?: string): Promise<Submitted> {
     const [outcome] = await this.commit([this.prepare(body, headerKey)]);
     if (!outcome || 'error' in outcome) throw outcome?.error;
     return outcome;
@@ -87,17 +101,18 @@ export class JobEngine {
   /** Validates a submission and builds its job, writing nothing. Throws the contract's errors. */
   prepare(body: unknown, headerKey?: string): PreparedJob {
     if (body && typeof body === 'object' && 'batch' in body) {
-      throw new ValidationError('Batch jobs are not available in this version', [
-        { path: 'batch', message: 'not supported yet; submit tasks' },
-      ]);
+      if ('tasks' in body) {
+        throw new ValidationError('A job has tasks or a batch, not both', [
+          { path: 'batch', message: 'give exactly one of tasks or batch' },
+        ]);
+      }
+      const request = parseOrThrow(submitBatchSchema, body, 'Job');
+      if (!this.deps.batches)
+        throw new ValidationError('Batches are not enabled here', [{ path: 'batch', message: 'not enabled' }]);
+      return this.deps.batches.prepare(request, idempotencyKeyOf(headerKey, request.idempotencyKey));
     }
     const request: SubmitTasks = parseOrThrow(submitTasksSchema, body, 'Job');
-    if (headerKey !== undefined && request.idempotencyKey !== undefined && headerKey !== request.idempotencyKey) {
-      throw new ValidationError('Idempotency-Key header and idempotencyKey field differ', [
-        { path: 'idempotencyKey', message: 'must equal the Idempotency-Key header when both are given' },
-      ]);
-    }
-    const key = headerKey ?? request.idempotencyKey;
+    const key = idempotencyKeyOf(headerKey, request.idempotencyKey);
     const unknown = request.tasks
       .map((task, index) => ({ index, name: task.processor }))
       .filter((t) => !this.deps.processors.get(t.name));
@@ -134,19 +149,20 @@ export class JobEngine {
    * is dropped, so no job is ever left without its first messages. A replay's messages are
    * duplicates and are dropped on receipt.
    */
-  async commit(prepared: PreparedJob[]): Promise<({ job: Job; created: boolean } | { error: unknown })[]> {
-    await this.deps.queue.send(
-      prepared.flatMap(({ job, enqueue }) => enqueue.map((task) => ({ jobId: job.id, task }))),
-    );
+  async commit(prepared: PreparedJob[]): Promise<(Submitted | { error: unknown })[]> {
+    const jobs = prepared.filter((p): p is Transition => p.kind !== 'batch');
+    await this.deps.queue.send(jobs.flatMap(({ job, enqueue }) => enqueue.map((task) => ({ jobId: job.id, task }))));
     return Promise.all(
-      prepared.map(async ({ job }) => {
+      prepared.map(async (next) => {
         try {
+          if (next.kind === 'batch') return await this.deps.batches!.commit(next);
+          const { job } = next;
           const outcome = await this.deps.store.create(job);
           if (outcome.created) {
             this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: job.tasks.length });
             return { job, created: true };
           }
-          if (outcome.existing.requestHash !== job.requestHash) {
+          if (outcome.existing.requestHash !== job.requestHash || outcome.existing.kind !== 'tasks') {
             throw new IdempotencyMismatchError('Idempotency key was already used with a different request');
           }
           return { job: outcome.existing, created: false };
@@ -155,6 +171,13 @@ export class JobEngine {
         }
       }),
     );
+  }
+
+  /** A job of either kind. */
+  async read(id: string): Promise<AnyJob> {
+    const job = await this.deps.store.read(id);
+    if (!job) throw new NotFoundError(`No job ${id}`);
+    return job;
   }
 
   async get(id: string): Promise<Job> {
@@ -374,8 +397,12 @@ export class JobEngine {
     const now = this.deps.clock.now();
     let jobs = 0;
     let resent = 0;
-    for await (const id of this.deps.store.activeJobs(new Date(now.getTime() - graceSeconds * 1000))) {
+    for await (const { id, kind } of this.deps.store.activeJobs(new Date(now.getTime() - graceSeconds * 1000))) {
       jobs++;
+      if (kind === 'batch') {
+        if (await this.deps.batches?.sweepOne(id, graceSeconds)) resent++;
+        continue;
+      }
       const job = await this.deps.store.get(id);
       if (!job) continue;
       const stranded = strandedTasks(job, now, graceSeconds);

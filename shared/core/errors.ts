@@ -58,3 +58,14 @@ export class PayloadTooLargeError extends JobsError {
 export class UnsupportedMediaTypeError extends JobsError {
   readonly code = 'UNSUPPORTED_MEDIA_TYPE';
 }
+
+/** A batch's input file is gone or unreadable (not a caller's fault at submit time, so not a 4xx). */
+export class InputMissingError extends Error {
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+  ) {
+    super(`input s3://${bucket}/${key} does not exist or cannot be read`);
+    this.name = 'InputMissingError';
+  }
+}

@@ -1,7 +1,11 @@
-import type { Job } from './model.js';
+import type { BatchJob, BatchOutput, BatchPart, ChunkCommit, ChunkRow, RowOutcome, Tally } from './batch.js';
+import type { Job, TaskError } from './model.js';
 import type { Processor } from './processors.js';
-import type { TaskMessage } from './schemas.js';
+import type { WorkMessage } from './schemas.js';
 import type { AttemptOutcome } from './transitions.js';
+
+/** A job of either kind, as stored. */
+export type AnyJob = Job | BatchJob;
 
 /**
  * What the engine needs from the outside world. `shared/aws/` implements these on DynamoDB, SQS,
@@ -10,19 +14,60 @@ import type { AttemptOutcome } from './transitions.js';
 
 export interface JobStore {
   /** Writes a new job unless its id exists; then returns the existing job instead. */
-  create(job: Job): Promise<{ created: true } | { created: false; existing: Job }>;
-  /** A strongly consistent read; `undefined` for unknown or expired jobs. */
+  create(job: AnyJob): Promise<{ created: true } | { created: false; existing: AnyJob }>;
+  /** A strongly consistent read of a job of tasks; `undefined` for unknown, expired or batch jobs. */
   get(id: string): Promise<Job | undefined>;
+  /** A strongly consistent read of a job of either kind. */
+  read(id: string): Promise<AnyJob | undefined>;
   /** Writes `job` only if the stored version is still `expectedVersion`; false when another write won. */
-  replace(job: Job, expectedVersion: number): Promise<boolean>;
-  /** Ids of unfinished jobs created before `createdBefore` (for the sweeper). */
-  activeJobs(createdBefore: Date): AsyncIterable<string>;
+  replace(job: AnyJob, expectedVersion: number): Promise<boolean>;
+  /** Unfinished jobs (and batches whose outputs are not assembled yet) created before `createdBefore`. */
+  activeJobs(createdBefore: Date): AsyncIterable<{ id: string; kind: AnyJob['kind'] }>;
 }
 
 export interface WorkQueue {
-  /** Sends one message per task; batched by the adapter. */
-  send(messages: TaskMessage[]): Promise<void>;
+  /** Sends messages, batched by the adapter; `delaySeconds` (≤ 900) holds them back. */
+  send(messages: WorkMessage[], options?: { delaySeconds?: number }): Promise<void>;
 }
+
+/** The commit records of a batch's chunks: one small item per group of chunks. */
+export interface TallyStore {
+  /**
+   * Records chunk `chunk` as committed with `commit`, unless it already is or its tally was closed
+   * by an abort; counters move in the same write. Returns the tally after the write.
+   */
+  commit(
+    jobId: string,
+    chunk: number,
+    commit: ChunkCommit,
+  ): Promise<{ committed: true; tally: Tally } | { committed: false }>;
+  read(jobId: string, group: number): Promise<Tally | undefined>;
+  /** Every tally of a job, in group order. */
+  all(jobId: string): Promise<Tally[]>;
+  /** Closes groups `0 … groups-1`: no chunk of them can commit any more (abort). */
+  close(jobId: string, groups: number): Promise<void>;
+}
+
+/** A batch's files: inputs, per-chunk outcomes and the assembled outputs (S3). */
+export interface BatchFiles {
+  /** The bucket the system keeps its own files in. */
+  readonly bucket: string;
+  putJson(key: string, value: unknown): Promise<void>;
+  getJson(key: string): Promise<unknown>;
+  putRows(key: string, rows: readonly unknown[]): Promise<void>;
+  /** Whether an object exists (and can be read). */
+  exists(bucket: string, key: string): Promise<boolean>;
+  /** Every row of the parts in order: its value, or why it could not be read. Throws `InputMissingError`. */
+  rows(parts: readonly BatchPart[]): AsyncIterable<{ input?: unknown; invalid?: string }>;
+  putOutcomes(key: string, outcomes: readonly RowOutcome[]): Promise<void>;
+  getOutcomes(key: string): Promise<RowOutcome[]>;
+  /** Streams row outcomes (in line order) into `results`, `errors` and one file per output name. */
+  assemble(prefix: string, outcomes: AsyncIterable<RowOutcome>): Promise<Record<string, BatchOutput>>;
+  uploadUrl(key: string, expiresSeconds: number): Promise<string>;
+  downloadUrl(key: string, expiresSeconds: number): Promise<string>;
+}
+
+export type { ChunkRow };
 
 /** The `job` part of what a processor receives (API.md). */
 export interface ProcessorJobView {
@@ -37,9 +82,19 @@ export interface TaskRequest {
   task: { id: string; name?: string; processor: string; attempt: number; input: unknown };
 }
 
+export interface ChunkRequest {
+  job: ProcessorJobView;
+  chunk: { index: number; attempt: number; context: Record<string, unknown>; rows: { line: number; input: unknown }[] };
+}
+
+/** A processor's raw answer to a chunk: its reply body, or why there is none. */
+export type ChunkCall = { status: 'reply'; reply: unknown } | { status: 'error'; error: TaskError; retryable: boolean };
+
 export interface ProcessorInvoker {
   /** Calls the processor and classifies its answer; never throws for processor failures. */
   invoke(processor: Processor, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome>;
+  /** Calls the processor with a batch chunk; never throws for processor failures. */
+  invokeChunk(processor: Processor, request: ChunkRequest, signal: AbortSignal): Promise<ChunkCall>;
 }
 
 /** Large task inputs and results live in S3 behind a reference; API users only ever see values. */

@@ -44,6 +44,64 @@ export const submitTasksSchema = z
 
 export type SubmitTasks = z.output<typeof submitTasksSchema>;
 
+/** Inline rows per request: the HTTP body limit bounds them first. */
+export const MAX_INLINE_ROWS = 100_000;
+const MAX_CONTEXT_BYTES = 32 * 1024;
+
+const batchSchema = z
+  .strictObject({
+    processor: processorName,
+    rows: z.array(z.unknown()).max(MAX_INLINE_ROWS).optional(),
+    input: z
+      .strictObject({
+        bucket: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name')
+          .optional(),
+        key: z.string().min(1).max(1024).optional(),
+        format: z.enum(['jsonl', 'csv']).default('jsonl'),
+      })
+      .optional(),
+    upload: z.boolean().default(false),
+    chunkSize: z.number().int().min(1).max(1000).default(100),
+    context: z
+      .record(z.string(), z.unknown())
+      .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_CONTEXT_BYTES, {
+        message: `must be at most ${MAX_CONTEXT_BYTES} bytes serialized`,
+      })
+      .default({}),
+    hold: z.boolean().default(false),
+    maxFailedRows: z.number().int().min(0).default(0),
+  })
+  .superRefine((batch, ctx) => {
+    const file = batch.input?.bucket !== undefined || batch.input?.key !== undefined;
+    if (batch.upload && file) {
+      ctx.addIssue({ code: 'custom', path: ['input'], message: 'with upload: true, input may only name the format' });
+    } else if (!batch.upload && batch.input && (batch.input.bucket === undefined || batch.input.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['input'], message: 'an input file needs both bucket and key' });
+    }
+    if (!batch.rows?.length && !file && !batch.upload && !batch.hold) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rows'],
+        message: 'a batch needs rows: inline rows, an input file, upload: true, or hold: true to append them',
+      });
+    }
+  });
+
+export const submitBatchSchema = z.strictObject({
+  type: jobType,
+  name: z.string().max(256).optional(),
+  meta: meta.optional(),
+  idempotencyKey: idempotencyKeySchema.optional(),
+  batch: batchSchema,
+});
+
+export type SubmitBatch = z.output<typeof submitBatchSchema>;
+
+/** `POST /v1/jobs/{id}/rows`. */
+export const appendRowsSchema = z.strictObject({ rows: z.array(z.unknown()).min(1).max(MAX_INLINE_ROWS) });
+
 /** What a Lambda processor replies to a task (API.md, "Processor contract"). */
 export const taskReplySchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('ok'), result: z.unknown().optional() }),
@@ -62,6 +120,36 @@ export const taskReplySchema = z.discriminatedUnion('status', [
 /** A work-queue message: which task of which job. Small on purpose: state lives in DynamoDB. */
 export const taskMessageSchema = z.strictObject({ jobId: z.string().min(1).max(128), task: z.number().int().min(0) });
 export type TaskMessage = z.output<typeof taskMessageSchema>;
+
+/**
+ * A batch chunk's message. Its rows ride in the message (SQS bills per 64 KiB, S3 per object) unless
+ * too large, then in S3 under `rowsKey`. `attempt` counts rounds: rows a processor asked to retry go
+ * out again in a new message with `attempt + 1`, carrying the outcome files of earlier rounds.
+ */
+export const chunkMessageSchema = z.strictObject({
+  jobId: z.string().min(1).max(128),
+  chunk: z.number().int().min(0),
+  chunks: z.number().int().min(1),
+  attempt: z.number().int().min(1),
+  rows: z
+    .array(
+      z.strictObject({ line: z.number().int().min(1), input: z.unknown().optional(), invalid: z.string().optional() }),
+    )
+    .optional(),
+  rowsKey: z.string().min(1).max(1024).optional(),
+  carry: z.array(z.string().min(1).max(1024)).max(100).optional(),
+});
+export type ChunkMessage = z.output<typeof chunkMessageSchema>;
+
+/** Batch steps that are not chunks: split the input into chunks, assemble the outputs. */
+export const batchStepMessageSchema = z.strictObject({
+  jobId: z.string().min(1).max(128),
+  step: z.enum(['plan', 'finalize']),
+});
+export type BatchStepMessage = z.output<typeof batchStepMessageSchema>;
+
+export const workMessageSchema = z.union([taskMessageSchema, chunkMessageSchema, batchStepMessageSchema]);
+export type WorkMessage = z.output<typeof workMessageSchema>;
 
 /** `a.b[0].c` — the API's way of pointing into a body. */
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -73,7 +73,7 @@ describe('a zombie worker against the real store', () => {
   it('cannot overwrite the attempt that replaced it; its outcome is kept as history', async () => {
     let now = Date.now();
     const releases: ((o: AttemptOutcome) => void)[] = [];
-    const invoker: ProcessorInvoker = {
+    const invoker: Pick<ProcessorInvoker, 'invoke'> = {
       invoke: (_p, request: TaskRequest) =>
         request.task.attempt === 1
           ? new Promise((resolve) => releases.push(resolve))

@@ -1,0 +1,880 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { backoffDelay } from './backoff.js';
+import {
+  type BatchJob,
+  type BatchPart,
+  type BatchState,
+  type ChunkRow,
+  chunkCount,
+  chunkOfLine,
+  chunksInTally,
+  failedRows,
+  finalStatus,
+  invalidRowOutcome,
+  linesOfChunk,
+  type RowCounts,
+  type RowOutcome,
+  type RowStatus,
+  readChunkReply,
+  sumTallies,
+  type Tally,
+  tallyCount,
+  tallyOfChunk,
+  totalRows,
+} from './batch.js';
+import {
+  IdempotencyMismatchError,
+  InputMissingError,
+  InvalidStateError,
+  NotFoundError,
+  UnknownProcessorError,
+  ValidationError,
+} from './errors.js';
+import { jobIdForKey, newJobId, requestHash } from './ids.js';
+import { isTerminal, type TaskError } from './model.js';
+import type { AnyJob, BatchFiles, Clock, JobStore, ProcessorInvoker, TallyStore, WorkQueue } from './ports.js';
+import type { ProcessorRegistry } from './processors.js';
+import type { ChunkMessage, SubmitBatch } from './schemas.js';
+
+export interface BatchDeps {
+  store: JobStore;
+  tallies: TallyStore;
+  files: BatchFiles;
+  queue: WorkQueue;
+  invoker: ProcessorInvoker;
+  processors: ProcessorRegistry;
+  clock: Clock;
+  /** Signs the rows route's cursors (tamper-evident). */
+  cursorKey: string;
+  leaseMarginSeconds?: number;
+  /** A chunk still running after this long gets its message hidden for the processor's timeout. */
+  leaseAfterMs?: number;
+  log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
+}
+
+/** What the worker does with a batch message: delete it, or bring it back after a delay. */
+export type BatchVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number };
+
+export interface BatchDelivery {
+  messageId: string;
+  /** SQS's ApproximateReceiveCount: a chunk that crashed comes back with a higher count. */
+  receiveCount: number;
+  sentAt?: number;
+}
+
+/** Chunk rows above this many bytes go to S3 instead of riding in the message (SQS's limit is 256 KiB). */
+const MAX_ROWS_IN_MESSAGE = 200_000;
+/** How long an upload URL and an output's download URL stay valid. */
+const UPLOAD_URL_SECONDS = 3600;
+const DOWNLOAD_URL_SECONDS = 3600;
+/** A step message for a job not written yet (it is sent just before) is held this long, then dropped. */
+const UNBORN_GRACE_MS = 60_000;
+/** Chunk messages the planner keeps in flight (10 per SQS request). */
+const PLAN_SEND_WINDOW = 200;
+/** Chunk outcome files the rows route reads per page at most (then it answers with a cursor). */
+const ROWS_PAGE_CHUNKS = 20;
+/** SQS holds back a new message for at most 15 minutes. */
+const MAX_SEND_DELAY_SECONDS = 900;
+const MAX_CONFLICTS = 50;
+
+export interface PreparedBatch {
+  kind: 'batch';
+  job: BatchJob;
+  /** Inline rows: sent as chunk messages at once, or stored as the first part. */
+  rows: unknown[];
+  direct: boolean;
+  file?: { bucket: string; key: string };
+}
+
+export interface RowsPage {
+  items: RowOutcome[];
+  nextCursor: string | null;
+}
+
+function token(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+/**
+ * The use cases of batches: submit, append, release, plan, run a chunk, finalize, abort, read.
+ * See `batch.ts` for the rules that make every row count exactly once.
+ */
+export class BatchEngine {
+  private readonly leaseMargin: number;
+
+  constructor(private readonly deps: BatchDeps) {
+    this.leaseMargin = deps.leaseMarginSeconds ?? 10;
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) {
+    this.deps.log?.(level, message, data);
+  }
+
+  // ─── Submit, append, release ─────────────────────────────────────────────────────────────────
+
+  /** Builds a batch job from a validated request, writing nothing. */
+  prepare(request: SubmitBatch, key: string | undefined): PreparedBatch {
+    const { batch } = request;
+    if (!this.deps.processors.get(batch.processor)) {
+      throw new UnknownProcessorError(`Unknown processor: ${batch.processor}`, [
+        { path: 'batch.processor', message: `'${batch.processor}' is not registered` },
+      ]);
+    }
+    const { idempotencyKey: _, ...fields } = request;
+    const hash = requestHash(fields);
+    const now = this.deps.clock.now();
+    const at = now.toISOString();
+    const id = key !== undefined ? jobIdForKey(key) : newJobId(now);
+    const rows = batch.rows ?? [];
+    const file = batch.input?.bucket !== undefined && batch.input.key !== undefined;
+    const direct = rows.length > 0 && !file && !batch.upload && !batch.hold;
+    const parts: BatchPart[] = [];
+    // Stored under a key derived from the request, so a replay writes the very same object.
+    if (rows.length > 0 && !direct)
+      parts.push({ kind: 'rows', key: `inputs/${id}/rows-0-${hash.slice(0, 16)}.jsonl`, rows: rows.length });
+    if (file) {
+      parts.push({ kind: 'file', bucket: batch.input!.bucket!, key: batch.input!.key!, format: batch.input!.format });
+    }
+    const state: BatchState = {
+      processor: batch.processor,
+      chunkSize: batch.chunkSize,
+      maxFailedRows: batch.maxFailedRows,
+      context: batch.context,
+      parts,
+      rows: rows.length,
+      ...(direct ? { plan: { rows: rows.length, chunks: chunkCount(rows.length, batch.chunkSize) } } : {}),
+      ...(batch.upload ? { upload: { key: `inputs/${id}/upload`, format: batch.input?.format ?? 'jsonl' } } : {}),
+    };
+    const job: BatchJob = {
+      id,
+      type: request.type,
+      ...(request.name !== undefined ? { name: request.name } : {}),
+      ...(request.meta !== undefined ? { meta: request.meta } : {}),
+      kind: 'batch',
+      status: batch.hold || batch.upload ? 'HELD' : direct ? 'RUNNING' : 'PENDING',
+      createdAt: at,
+      updatedAt: at,
+      ...(direct ? { startedAt: at } : {}),
+      ...(key !== undefined ? { idempotencyKey: key } : {}),
+      requestHash: hash,
+      version: 1,
+      batch: state,
+    };
+    return {
+      kind: 'batch',
+      job,
+      rows,
+      direct,
+      ...(file ? { file: { bucket: batch.input!.bucket!, key: batch.input!.key! } } : {}),
+    };
+  }
+
+  /**
+   * Makes a prepared batch real. As for tasks: what must follow the job (its chunk messages, or the
+   * message that plans it) is sent first, then the job is written; a message that overtakes its
+   * job is held a moment, and one whose job never appears is dropped.
+   */
+  async commit(prepared: PreparedBatch): Promise<{ job: AnyJob; created: boolean }> {
+    const { job } = prepared;
+    if (prepared.file && !(await this.deps.files.exists(prepared.file.bucket, prepared.file.key))) {
+      throw new ValidationError('The batch input file does not exist or cannot be read', [
+        { path: 'batch.input.key', message: `no readable object s3://${prepared.file.bucket}/${prepared.file.key}` },
+      ]);
+    }
+    const stored = job.batch.parts.find((part) => part.kind === 'rows');
+    if (stored) await this.deps.files.putRows(stored.key, prepared.rows);
+    if (prepared.direct) {
+      await this.sendChunks(job, this.numbered(prepared.rows), new Set());
+    } else if (job.status === 'PENDING') {
+      await this.deps.queue.send([{ jobId: job.id, step: 'plan' }]);
+    }
+    const outcome = await this.deps.store.create(job);
+    if (outcome.created) {
+      this.log('info', 'batch submitted', { jobId: job.id, type: job.type, rows: job.batch.rows, status: job.status });
+      return { job, created: true };
+    }
+    if (outcome.existing.requestHash !== job.requestHash || outcome.existing.kind !== 'batch') {
+      throw new IdempotencyMismatchError('Idempotency key was already used with a different request');
+    }
+    return { job: outcome.existing, created: false };
+  }
+
+  async get(id: string): Promise<BatchJob> {
+    const job = await this.deps.store.read(id);
+    if (!job) throw new NotFoundError(`No job ${id}`);
+    if (job.kind !== 'batch') throw new InvalidStateError(`Job ${id} is not a batch`);
+    return job;
+  }
+
+  /** Appends rows to a HELD batch: the rows are stored, then the job records them as its next part. */
+  async append(id: string, rows: unknown[]): Promise<{ appended: number; totalRows: number }> {
+    const first = await this.get(id);
+    if (first.status !== 'HELD')
+      throw new InvalidStateError(`Job ${id} is ${first.status}; rows can only be appended while HELD`);
+    const key = `inputs/${id}/rows-${first.batch.parts.length}-${token()}.jsonl`;
+    await this.deps.files.putRows(key, rows);
+    const job = await this.update(id, (current) => {
+      if (current.status !== 'HELD') {
+        throw new InvalidStateError(`Job ${id} is ${current.status}; rows can only be appended while HELD`);
+      }
+      const next = this.next(current);
+      next.batch.parts.push({ kind: 'rows', key, rows: rows.length });
+      next.batch.rows += rows.length;
+      return next;
+    });
+    this.log('info', 'batch rows appended', { jobId: id, appended: rows.length, totalRows: job.batch.rows });
+    return { appended: rows.length, totalRows: job.batch.rows };
+  }
+
+  /** Starts a HELD batch: its rows (and uploaded file) are planned into chunks by the worker. */
+  async release(id: string): Promise<BatchJob> {
+    const first = await this.get(id);
+    if (first.status !== 'HELD')
+      throw new InvalidStateError(`Job ${id} is ${first.status}; only a HELD batch can be released`);
+    const upload = first.batch.upload;
+    if (upload && !(await this.deps.files.exists(this.deps.files.bucket, upload.key))) {
+      throw new InvalidStateError(`Job ${id}: nothing was uploaded yet; PUT the file to the upload URL first`);
+    }
+    await this.deps.queue.send([{ jobId: id, step: 'plan' }]);
+    const job = await this.update(id, (current) => {
+      if (current.status !== 'HELD') {
+        throw new InvalidStateError(`Job ${id} is ${current.status}; only a HELD batch can be released`);
+      }
+      const next = this.next(current);
+      next.status = 'PENDING';
+      if (upload && !next.batch.parts.some((p) => p.kind === 'file' && p.key === upload.key)) {
+        next.batch.parts.push({ kind: 'file', bucket: this.deps.files.bucket, key: upload.key, format: upload.format });
+      }
+      return next;
+    });
+    this.log('info', 'batch released', { jobId: id });
+    return job;
+  }
+
+  // ─── Plan: rows → chunk messages ───────────────────────────────────────────────────────────────
+
+  /**
+   * Splits a batch into chunks. Two passes over the input: the first counts its rows and writes the
+   * plan (so every chunk message knows how many chunks there are, and an abort knows which tallies
+   * to close); the second sends the chunk messages, skipping chunks already committed. Running it
+   * again (a redelivery, the sweeper) is safe: a chunk commits once however often it is sent.
+   */
+  async plan(jobId: string, delivery: Pick<BatchDelivery, 'sentAt'>): Promise<BatchVerdict> {
+    const job = await this.deps.store.read(jobId);
+    if (job?.kind !== 'batch' || job.status === 'HELD') return this.unborn(jobId, delivery, 'plan');
+    if (isTerminal(job.status) || job.batch.abortRequestedAt) return { kind: 'done' };
+    let planned = job;
+    if (!job.batch.plan) {
+      let rows = 0;
+      try {
+        for await (const _ of this.deps.files.rows(job.batch.parts)) rows++;
+      } catch (error) {
+        if (error instanceof InputMissingError) {
+          await this.failBatch(jobId, { kind: 'error', code: 'INPUT_MISSING', message: error.message });
+          return { kind: 'done' };
+        }
+        throw error;
+      }
+      const written = await this.update(jobId, (current) => {
+        if (isTerminal(current.status) || current.batch.abortRequestedAt || current.batch.plan) return undefined;
+        const next = this.next(current);
+        next.batch.plan = { rows, chunks: chunkCount(rows, current.batch.chunkSize) };
+        next.status = 'RUNNING';
+        next.startedAt ??= next.updatedAt;
+        return next;
+      }).catch((error) => (error instanceof NoChange ? undefined : Promise.reject(error)));
+      if (!written) return { kind: 'done' };
+      planned = written;
+      this.log('info', 'batch planned', { jobId, ...planned.batch.plan });
+    }
+    const plan = planned.batch.plan!;
+    if (plan.chunks === 0) {
+      await this.deps.queue.send([{ jobId, step: 'finalize' }]);
+      return { kind: 'done' };
+    }
+    const committed = new Set<number>();
+    for (const tally of await this.deps.tallies.all(jobId))
+      for (const chunk of tally.commits.keys()) committed.add(chunk);
+    if (committed.size === plan.chunks) {
+      await this.deps.queue.send([{ jobId, step: 'finalize' }]);
+      return { kind: 'done' };
+    }
+    await this.sendChunks(planned, this.readNumbered(planned.batch.parts), committed);
+    return { kind: 'done' };
+  }
+
+  private async *numbered(rows: unknown[]): AsyncIterable<ChunkRow> {
+    let line = 0;
+    for (const input of rows) yield { line: ++line, input };
+  }
+
+  private async *readNumbered(parts: BatchPart[]): AsyncIterable<ChunkRow> {
+    let line = 0;
+    for await (const row of this.deps.files.rows(parts)) {
+      line++;
+      yield row.invalid !== undefined ? { line, invalid: row.invalid } : { line, input: row.input };
+    }
+  }
+
+  /** Groups rows into chunk messages and sends them, a bounded number in flight (memory stays flat). */
+  private async sendChunks(job: BatchJob, rows: AsyncIterable<ChunkRow>, skip: Set<number>): Promise<number> {
+    const { chunkSize } = job.batch;
+    const chunks = job.batch.plan!.chunks;
+    let pending: ChunkMessage[] = [];
+    let current: ChunkRow[] = [];
+    let sent = 0;
+    const flush = async (force: boolean) => {
+      if (pending.length >= PLAN_SEND_WINDOW || (force && pending.length > 0)) {
+        const out = pending;
+        pending = [];
+        await this.deps.queue.send(out);
+      }
+    };
+    const close = async () => {
+      if (current.length === 0) return;
+      const index = chunkOfLine(current[0]!.line, chunkSize);
+      const rowsOfChunk = current;
+      current = [];
+      if (skip.has(index)) return;
+      const message: ChunkMessage = { jobId: job.id, chunk: index, chunks, attempt: 1, rows: rowsOfChunk };
+      if (Buffer.byteLength(JSON.stringify(rowsOfChunk)) > MAX_ROWS_IN_MESSAGE) {
+        const key = `inputs/${job.id}/chunks/${index}.json`;
+        await this.deps.files.putJson(key, rowsOfChunk);
+        delete message.rows;
+        message.rowsKey = key;
+      }
+      pending.push(message);
+      sent++;
+      await flush(false);
+    };
+    for await (const row of rows) {
+      current.push(row);
+      if (current.length === chunkSize) await close();
+    }
+    await close();
+    await flush(true);
+    return sent;
+  }
+
+  // ─── Run one chunk ─────────────────────────────────────────────────────────────────────────────
+
+  async runChunk(
+    message: ChunkMessage,
+    delivery: BatchDelivery,
+    hooks: { onLease?: (seconds: number) => Promise<void>; signal?: AbortSignal } = {},
+  ): Promise<BatchVerdict> {
+    const { jobId, chunk } = message;
+    const job = await this.deps.store.read(jobId);
+    if (job?.kind !== 'batch') return this.unborn(jobId, delivery, `chunk ${chunk}`);
+    // Aborted: the chunk's rows count as ABORTED; nothing new starts.
+    if (isTerminal(job.status) || job.batch.abortRequestedAt) return { kind: 'done' };
+    const group = tallyOfChunk(chunk);
+    const tally = await this.deps.tallies.read(jobId, group);
+    if (tally?.commits.has(chunk)) {
+      // Committed already (a duplicate, or a redelivery after a crash): make sure the batch moves on.
+      await this.afterCommit(jobId, message.chunks, tally);
+      return { kind: 'done' };
+    }
+    if (tally?.closed) return { kind: 'done' };
+
+    const rows = message.rows ?? ((await this.deps.files.getJson(message.rowsKey!)) as ChunkRow[]);
+    const invalid = rows.filter((row) => row.invalid !== undefined).map(invalidRowOutcome);
+    const valid = rows.filter((row) => row.invalid === undefined);
+    const processor = this.deps.processors.get(job.batch.processor);
+    if (!processor) {
+      const error: TaskError = {
+        kind: 'crash',
+        code: 'UNKNOWN_PROCESSOR',
+        message: `processor '${job.batch.processor}' is not registered with the worker`,
+      };
+      return this.commitChunk(job, message, [...invalid, ...failedRows(valid, error)]);
+    }
+    const attempt = message.attempt + Math.max(0, delivery.receiveCount - 1);
+    let settled: RowOutcome[] = [];
+    let retry: ChunkRow[] = [];
+    if (valid.length > 0) {
+      const timer = setTimeout(() => {
+        hooks.onLease?.(processor.timeoutSeconds + this.leaseMargin).catch(() => undefined);
+      }, this.deps.leaseAfterMs ?? 1000);
+      const deadline = AbortSignal.timeout(processor.timeoutSeconds * 1000);
+      const signal = hooks.signal ? AbortSignal.any([deadline, hooks.signal]) : deadline;
+      let call: Awaited<ReturnType<ProcessorInvoker['invokeChunk']>>;
+      try {
+        call = await this.deps.invoker.invokeChunk(
+          processor,
+          {
+            job: {
+              id: job.id,
+              type: job.type,
+              ...(job.name !== undefined ? { name: job.name } : {}),
+              ...(job.meta !== undefined ? { meta: job.meta } : {}),
+            },
+            chunk: {
+              index: chunk,
+              attempt,
+              context: job.batch.context,
+              rows: valid.map((row) => ({ line: row.line, input: row.input ?? null })),
+            },
+          },
+          signal,
+        );
+      } catch (error) {
+        call = { status: 'error', error: { kind: 'crash', message: String(error) }, retryable: true };
+      } finally {
+        clearTimeout(timer);
+      }
+      if (deadline.aborted && call.status === 'error' && call.retryable) {
+        call = {
+          status: 'error',
+          error: { kind: 'timeout', message: `no reply within ${processor.timeoutSeconds} s` },
+          retryable: true,
+        };
+      }
+      const round =
+        call.status === 'reply'
+          ? readChunkReply(call.reply, valid, attempt, processor.maxAttempts)
+          : { kind: 'crash' as const, error: call.error, retryable: call.retryable };
+      if (round.kind === 'crash') {
+        const retryable = 'retryable' in round ? round.retryable : true;
+        if (retryable && attempt < processor.maxAttempts) {
+          const delaySeconds = Math.max(1, backoffDelay(processor.backoff, attempt));
+          this.log('warn', 'chunk crashed; retrying', { jobId, chunk, attempt, error: round.error, delaySeconds });
+          return { kind: 'retry', delaySeconds };
+        }
+        this.log('warn', 'chunk failed for good', { jobId, chunk, attempt, error: round.error });
+        settled = failedRows(valid, round.error);
+      } else {
+        settled = round.settled;
+        retry = round.retry;
+      }
+    }
+    if (retry.length > 0) {
+      // Rows the processor asked to run again: this round's outcomes are kept in a file and the
+      // rows go out again as a smaller chunk message after the processor's backoff.
+      const partial = `outputs/${jobId}/chunks/${chunk}/${token()}.r${attempt}.jsonl`;
+      await this.deps.files.putOutcomes(partial, [...invalid, ...settled]);
+      const delaySeconds = Math.min(MAX_SEND_DELAY_SECONDS, backoffDelay(processor!.backoff, attempt));
+      await this.deps.queue.send(
+        [
+          {
+            jobId,
+            chunk,
+            chunks: message.chunks,
+            attempt: attempt + 1,
+            rows: retry,
+            carry: [...(message.carry ?? []), partial],
+          },
+        ],
+        { delaySeconds },
+      );
+      this.log('info', 'chunk rows to retry', { jobId, chunk, attempt, rows: retry.length, delaySeconds });
+      return { kind: 'done' };
+    }
+    return this.commitChunk(job, message, [...invalid, ...settled]);
+  }
+
+  /**
+   * The one write that counts a chunk: its outcomes go to a file unique to this attempt, then the
+   * tally records that file (unless another attempt got there first, or an abort closed it).
+   */
+  private async commitChunk(job: BatchJob, message: ChunkMessage, outcomes: RowOutcome[]): Promise<BatchVerdict> {
+    const earlier = (await Promise.all((message.carry ?? []).map((key) => this.deps.files.getOutcomes(key)))).flat();
+    const all = [...earlier, ...outcomes].sort((a, b) => a.line - b.line);
+    const commit = {
+      token: token(),
+      succeeded: all.filter((row) => row.status === 'SUCCEEDED').length,
+      failed: all.filter((row) => row.status === 'FAILED').length,
+    };
+    await this.deps.files.putOutcomes(chunkKey(job.id, message.chunk, commit.token), all);
+    const result = await this.deps.tallies.commit(job.id, message.chunk, commit);
+    if (!result.committed) {
+      this.log('info', 'chunk outcome not counted: committed by another attempt or closed by an abort', {
+        jobId: job.id,
+        chunk: message.chunk,
+      });
+      return { kind: 'done' };
+    }
+    this.log('info', 'chunk done', {
+      jobId: job.id,
+      chunk: message.chunk,
+      succeeded: commit.succeeded,
+      failed: commit.failed,
+    });
+    await this.afterCommit(job.id, message.chunks, result.tally);
+    return { kind: 'done' };
+  }
+
+  /** When a chunk's group is complete, check the whole batch; the last one sends the finalize step. */
+  private async afterCommit(jobId: string, chunks: number, tally: Tally): Promise<void> {
+    if (tally.commits.size < chunksInTally(tally.group, chunks)) return;
+    const all = await this.deps.tallies.all(jobId);
+    if (sumTallies(all).chunks === chunks) await this.deps.queue.send([{ jobId, step: 'finalize' }]);
+  }
+
+  /** A chunk's message was dead-lettered: its rows fail as `poison`, so the batch can end. */
+  async poisonChunk(message: ChunkMessage): Promise<void> {
+    const job = await this.deps.store.read(message.jobId);
+    if (job?.kind !== 'batch' || isTerminal(job.status) || job.batch.abortRequestedAt) return;
+    const tally = await this.deps.tallies.read(job.id, tallyOfChunk(message.chunk));
+    if (tally?.commits.has(message.chunk)) {
+      await this.afterCommit(job.id, message.chunks, tally);
+      return;
+    }
+    const rows = message.rows ?? ((await this.deps.files.getJson(message.rowsKey!)) as ChunkRow[]);
+    this.log('warn', 'chunk failed: poison', { jobId: job.id, chunk: message.chunk });
+    await this.commitChunk(
+      job,
+      message,
+      failedRows(rows, { kind: 'poison', message: 'the chunk message kept failing and was dead-lettered' }),
+    );
+  }
+
+  /** A plan or finalize step that kept failing: the batch fails rather than wait forever. */
+  async poisonStep(jobId: string, step: 'plan' | 'finalize'): Promise<void> {
+    if (step === 'plan') {
+      await this.failBatch(jobId, { kind: 'poison', message: 'planning the batch kept failing' });
+    } else {
+      this.log('error', 'finalizing a batch kept failing; the sweeper will try again', { jobId });
+    }
+  }
+
+  // ─── Finalize and abort ──────────────────────────────────────────────────────────────────────
+
+  /**
+   * Assembles the outputs once every chunk is committed (or the batch was aborted or failed) and
+   * ends the job. Safe to run twice: the files are rebuilt from the same commits, and the job write
+   * is conditional.
+   */
+  async finalize(jobId: string): Promise<BatchVerdict> {
+    let job = await this.deps.store.read(jobId);
+    if (job?.kind !== 'batch' || job.batch.outputs) return { kind: 'done' };
+    if (!isTerminal(job.status) && job.batch.abortRequestedAt) job = await this.completeAbort(job);
+    let tallies = await this.deps.tallies.all(jobId);
+    if (!isTerminal(job.status)) {
+      const plan = job.batch.plan;
+      if (!plan || sumTallies(tallies).chunks < plan.chunks) {
+        this.log('warn', 'finalize step before the last chunk: ignored', { jobId });
+        return { kind: 'done' };
+      }
+    }
+    let rows = job.batch.plan?.rows;
+    if (rows === undefined) {
+      // Aborted or failed before it was planned: its rows are counted (all ABORTED) now.
+      rows = 0;
+      try {
+        for await (const _ of this.deps.files.rows(job.batch.parts)) rows++;
+      } catch (error) {
+        if (!(error instanceof InputMissingError)) throw error;
+      }
+    }
+    tallies = await this.deps.tallies.all(jobId);
+    const counts: RowCounts = { succeeded: 0, failed: 0, aborted: 0 };
+    const outputs = await this.deps.files.assemble(`outputs/${jobId}/`, this.outcomes(job, rows, tallies, counts));
+    const chunks = chunkCount(rows, job.batch.chunkSize);
+    const finished = await this.update(jobId, (current) => {
+      if (current.batch.outputs) return undefined;
+      const next = this.next(current);
+      next.batch.outputs = outputs;
+      next.batch.counts = counts;
+      next.batch.plan ??= { rows: rows!, chunks };
+      if (!isTerminal(next.status)) {
+        next.status = finalStatus(next.batch, counts);
+        next.endedAt = next.updatedAt;
+        next.startedAt ??= next.updatedAt;
+      }
+      return next;
+    }).catch((error) => (error instanceof NoChange ? undefined : Promise.reject(error)));
+    if (finished) {
+      this.log(finished.status === 'SUCCEEDED' ? 'info' : 'warn', `batch ${finished.status.toLowerCase()}`, {
+        jobId,
+        ...counts,
+      });
+    }
+    return { kind: 'done' };
+  }
+
+  /**
+   * Abort. The finalize step is sent first (it completes an abort whose caller died half way), then
+   * the intent is written (no chunk starts after it), then every tally is closed (no chunk commits
+   * after it) and the job ends ABORTED with the rows of uncommitted chunks counted ABORTED.
+   */
+  async abort(id: string): Promise<{ job: BatchJob; changed: boolean }> {
+    const first = await this.get(id);
+    if (first.status === 'ABORTED') return { job: first, changed: false };
+    if (isTerminal(first.status)) {
+      throw new InvalidStateError(`Job ${id} is ${first.status}; only unfinished jobs can be aborted`);
+    }
+    await this.deps.queue.send([{ jobId: id, step: 'finalize' }]);
+    const intent = await this.update(id, (current) => {
+      if (current.status === 'ABORTED' || current.batch.abortRequestedAt) return undefined;
+      if (isTerminal(current.status)) {
+        throw new InvalidStateError(`Job ${id} is ${current.status}; only unfinished jobs can be aborted`);
+      }
+      const next = this.next(current);
+      next.batch.abortRequestedAt = next.updatedAt;
+      return next;
+    }).catch((error) => (error instanceof NoChange ? this.get(id) : Promise.reject(error)));
+    if (intent.status === 'ABORTED') return { job: intent, changed: false };
+    const job = await this.completeAbort(intent);
+    this.log('info', 'batch aborted', { jobId: id, ...job.batch.counts });
+    return { job, changed: true };
+  }
+
+  private async completeAbort(job: BatchJob): Promise<BatchJob> {
+    if (job.batch.plan) await this.deps.tallies.close(job.id, tallyCount(job.batch.plan.chunks));
+    const { succeeded, failed } = sumTallies(await this.deps.tallies.all(job.id));
+    return this.update(job.id, (current) => {
+      if (isTerminal(current.status)) return undefined;
+      const next = this.next(current);
+      next.status = 'ABORTED';
+      next.endedAt = next.updatedAt;
+      next.batch.counts = { succeeded, failed, aborted: Math.max(0, totalRows(current.batch) - succeeded - failed) };
+      return next;
+    }).catch((error) => (error instanceof NoChange ? this.get(job.id) : Promise.reject(error)));
+  }
+
+  private async failBatch(jobId: string, error: TaskError): Promise<void> {
+    await this.deps.queue.send([{ jobId, step: 'finalize' }]);
+    await this.update(jobId, (current) => {
+      if (isTerminal(current.status)) return undefined;
+      const next = this.next(current);
+      next.status = 'FAILED';
+      next.endedAt = next.updatedAt;
+      next.batch.error = error;
+      return next;
+    }).catch((e) => (e instanceof NoChange ? undefined : Promise.reject(e)));
+    this.log('warn', 'batch failed', { jobId, error });
+  }
+
+  // ─── Read ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** The job as API.md shows a batch. */
+  async view(job: BatchJob, extra: { upload?: boolean } = {}) {
+    const { batch } = job;
+    const total = totalRows(batch);
+    let counts: RowCounts;
+    let done: number;
+    if (batch.counts && batch.outputs) {
+      counts = batch.counts;
+      done = sumTallies(await this.deps.tallies.all(job.id)).chunks;
+    } else {
+      const sum = sumTallies(await this.deps.tallies.all(job.id));
+      done = sum.chunks;
+      counts = batch.counts ?? { succeeded: sum.succeeded, failed: sum.failed, aborted: 0 };
+    }
+    const pending = Math.max(0, total - counts.succeeded - counts.failed - counts.aborted);
+    const outputs: Record<string, { url: string; key: string; bytes: number; lines: number }> = {};
+    for (const [name, output] of Object.entries(batch.outputs ?? {})) {
+      outputs[name] = { url: await this.deps.files.downloadUrl(output.key, DOWNLOAD_URL_SECONDS), ...output };
+    }
+    const now = this.deps.clock.now();
+    return {
+      id: job.id,
+      type: job.type,
+      name: job.name ?? null,
+      meta: job.meta ?? {},
+      kind: 'batch' as const,
+      status: job.status,
+      createdAt: job.createdAt,
+      updatedAt: job.updatedAt,
+      startedAt: job.startedAt ?? null,
+      endedAt: job.endedAt ?? null,
+      counts: { total, pending, running: 0, ...counts },
+      progress: total === 0 ? (isTerminal(job.status) ? 1 : 0) : Math.round(((total - pending) / total) * 100) / 100,
+      ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
+      error: batch.error ?? null,
+      batch: {
+        processor: batch.processor,
+        chunkSize: batch.chunkSize,
+        maxFailedRows: batch.maxFailedRows,
+        context: batch.context,
+        chunks: { total: batch.plan?.chunks ?? chunkCount(total, batch.chunkSize), done },
+        outputs,
+        /** Outputs are assembled: `outputs` is complete. */
+        finalized: batch.outputs !== undefined,
+        ...(batch.abortRequestedAt ? { abortRequestedAt: batch.abortRequestedAt } : {}),
+        ...(extra.upload && batch.upload && job.status === 'HELD'
+          ? {
+              upload: {
+                url: await this.deps.files.uploadUrl(batch.upload.key, UPLOAD_URL_SECONDS),
+                method: 'PUT',
+                format: batch.upload.format,
+                expiresAt: new Date(now.getTime() + UPLOAD_URL_SECONDS * 1000).toISOString(),
+              },
+            }
+          : {}),
+      },
+    };
+  }
+
+  /**
+   * Pages through row outcomes in line order. A page reads at most a few chunk files, so it may
+   * hold fewer than `limit` rows and still have a `nextCursor`: keep reading until it is null.
+   * Chunks not committed yet show their rows PENDING (ABORTED once the batch ended without them).
+   */
+  async rows(id: string, query: { status?: RowStatus; limit: number; cursor?: string }): Promise<RowsPage> {
+    const job = await this.get(id);
+    const fingerprint = `${id}|${query.status ?? ''}`;
+    const from = query.cursor ? this.openCursor(query.cursor, fingerprint) : 1;
+    const { chunkSize } = job.batch;
+    const total = totalRows(job.batch);
+    const commits = commitMap(await this.deps.tallies.all(id));
+    const unfinished: RowStatus = isTerminal(job.status) ? 'ABORTED' : 'PENDING';
+    const items: RowOutcome[] = [];
+    const page = (next: number | null): RowsPage => ({
+      items,
+      nextCursor: next === null ? null : this.sealCursor(next, fingerprint),
+    });
+    let filesRead = 0;
+    for (let index = chunkOfLine(from, chunkSize); index < chunkCount(total, chunkSize); index++) {
+      const { first, last } = linesOfChunk(index, chunkSize, total);
+      const start = Math.max(first, from);
+      const commit = commits.get(index);
+      let found: RowOutcome[];
+      if (!commit) {
+        if (query.status !== undefined && query.status !== unfinished) continue;
+        found = [];
+        for (let line = start; line <= last && found.length <= query.limit - items.length; line++) {
+          found.push(
+            unfinished === 'ABORTED' ? { line, status: unfinished, error: ABORTED_ROW } : { line, status: unfinished },
+          );
+        }
+      } else {
+        if (query.status === 'PENDING' || query.status === 'ABORTED') continue;
+        if (query.status === 'SUCCEEDED' && commit.succeeded === 0) continue;
+        if (query.status === 'FAILED' && commit.failed === 0) continue;
+        if (filesRead === ROWS_PAGE_CHUNKS) return page(start);
+        filesRead++;
+        found = (await this.deps.files.getOutcomes(chunkKey(id, index, commit.token))).filter(
+          (row) => row.line >= start && (query.status === undefined || row.status === query.status),
+        );
+      }
+      for (const row of found) {
+        if (items.length === query.limit) return page(row.line);
+        items.push(row);
+      }
+    }
+    return page(null);
+  }
+
+  /** Every row's outcome in line order, for the finalizer; counts them on the way. */
+  private async *outcomes(
+    job: BatchJob,
+    total: number,
+    tallies: Tally[],
+    counts: RowCounts,
+  ): AsyncIterable<RowOutcome> {
+    const { chunkSize } = job.batch;
+    const commits = commitMap(tallies);
+    for (let index = 0; index < chunkCount(total, chunkSize); index++) {
+      const commit = commits.get(index);
+      if (commit) {
+        for (const row of await this.deps.files.getOutcomes(chunkKey(job.id, index, commit.token))) {
+          if (row.status === 'SUCCEEDED') counts.succeeded++;
+          else counts.failed++;
+          yield row;
+        }
+        continue;
+      }
+      const { first, last } = linesOfChunk(index, chunkSize, total);
+      for (let line = first; line <= last; line++) {
+        counts.aborted++;
+        yield { line, status: 'ABORTED', error: ABORTED_ROW };
+      }
+    }
+  }
+
+  private sealCursor(line: number, fingerprint: string): string {
+    const body = Buffer.from(JSON.stringify({ l: line, q: digest(fingerprint) })).toString('base64url');
+    return `${body}.${this.mac(body)}`;
+  }
+
+  private openCursor(cursor: string, fingerprint: string): number {
+    const bad = (message: string) => new ValidationError('Bad cursor', [{ path: 'cursor', message }]);
+    const [body, mac, ...rest] = cursor.split('.');
+    if (!body || !mac || rest.length > 0) throw bad('not a cursor this API issued');
+    const expected = Buffer.from(this.mac(body));
+    const given = Buffer.from(mac);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given))
+      throw bad('not a cursor this API issued');
+    const payload = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { l: number; q: string };
+    if (payload.q !== digest(fingerprint)) throw bad('the cursor belongs to another query');
+    return payload.l;
+  }
+
+  private mac(body: string): string {
+    return createHmac('sha256', this.deps.cursorKey).update(body).digest('base64url').slice(0, 22);
+  }
+
+  // ─── Plumbing ────────────────────────────────────────────────────────────────────────────────
+
+  /** A step or chunk whose job is not there (yet): held while young, dropped when old. */
+  private unborn(jobId: string, delivery: { sentAt?: number }, what: string): BatchVerdict {
+    const age =
+      delivery.sentAt === undefined ? Number.POSITIVE_INFINITY : this.deps.clock.now().getTime() - delivery.sentAt;
+    if (age < UNBORN_GRACE_MS) return { kind: 'retry', delaySeconds: 2 };
+    this.log('warn', `${what} message for an unknown or unreleased batch dropped`, { jobId });
+    return { kind: 'done' };
+  }
+
+  private next(job: BatchJob): BatchJob {
+    const copy = structuredClone(job);
+    copy.version = job.version + 1;
+    copy.updatedAt = this.deps.clock.now().toISOString();
+    return copy;
+  }
+
+  /** Read → change → conditional write, again on conflict. `change` returns undefined for "nothing to do". */
+  private async update(id: string, change: (job: BatchJob) => BatchJob | undefined): Promise<BatchJob> {
+    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+      const current = await this.get(id);
+      const next = change(current);
+      if (!next) throw new NoChange();
+      if (await this.deps.store.replace(next, current.version)) return next;
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(1000, 10 * 2 ** conflicts)));
+    }
+    throw new Error(`Job ${id}: too many concurrent writes`);
+  }
+
+  /** The sweeper's pass over one batch: re-sends the step a lost message would have taken. */
+  async sweepOne(id: string, graceSeconds: number): Promise<boolean> {
+    const job = await this.deps.store.read(id);
+    if (job?.kind !== 'batch' || job.status === 'HELD' || job.batch.outputs) return false;
+    const idleMs = this.deps.clock.now().getTime() - Date.parse(job.updatedAt);
+    if (isTerminal(job.status) || job.batch.abortRequestedAt) {
+      await this.deps.queue.send([{ jobId: id, step: 'finalize' }]);
+      return true;
+    }
+    if (idleMs < graceSeconds * 1000) return false;
+    const plan = job.batch.plan;
+    if (plan && sumTallies(await this.deps.tallies.all(id)).chunks === plan.chunks) {
+      await this.deps.queue.send([{ jobId: id, step: 'finalize' }]);
+      return true;
+    }
+    if (!plan || job.batch.parts.length > 0) {
+      // Planning again re-sends every chunk not committed (a duplicate commits nothing twice).
+      await this.deps.queue.send([{ jobId: id, step: 'plan' }]);
+      return true;
+    }
+    return false;
+  }
+}
+
+const ABORTED_ROW: TaskError = { kind: 'aborted', message: 'job aborted before this row ran' };
+
+/** Thrown by an `update` change that finds nothing to do. */
+class NoChange extends Error {}
+
+function chunkKey(jobId: string, chunk: number, commitToken: string): string {
+  return `outputs/${jobId}/chunks/${chunk}/${commitToken}.jsonl`;
+}
+
+function commitMap(tallies: Tally[]) {
+  const commits = new Map<number, { token: string; succeeded: number; failed: number }>();
+  for (const tally of tallies) for (const [chunk, commit] of tally.commits) commits.set(chunk, commit);
+  return commits;
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
+}

@@ -1,0 +1,307 @@
+import { z } from 'zod';
+import type { JobStatus, TaskError } from './model.js';
+
+/**
+ * Batches: many rows, run in chunks. The domain rules live here, with no I/O:
+ *
+ * - Lines are numbered 1.. in submission order and chunk `i` is always lines
+ *   `i*chunkSize+1 … (i+1)*chunkSize`, so a row's chunk (and a chunk's rows) follow from the plan
+ *   alone: nothing per row or per chunk has to be stored to find them.
+ * - A chunk commits exactly once: its outcome file goes to S3 under a key unique to the attempt,
+ *   then one conditional write records that key in the chunk's *tally* (one small item per group
+ *   of chunks). The tally write is the commit; anything that loses it (a duplicate, a zombie) is
+ *   simply not counted. Counters are bumped in that same write: once per chunk, never per row.
+ * - A job item is written a handful of times per batch (create, plan, finalize), never per chunk.
+ */
+
+export const ROW_STATUSES = ['PENDING', 'SUCCEEDED', 'FAILED', 'ABORTED'] as const;
+export type RowStatus = (typeof ROW_STATUSES)[number];
+
+export type InputFormat = 'jsonl' | 'csv';
+
+/** Where a batch's rows come from, in line order: inline/appended rows (stored by us) or a file. */
+export type BatchPart =
+  | { kind: 'rows'; key: string; rows: number }
+  | { kind: 'file'; bucket: string; key: string; format: InputFormat };
+
+export interface BatchOutput {
+  key: string;
+  bytes: number;
+  lines: number;
+}
+
+export interface RowCounts {
+  succeeded: number;
+  failed: number;
+  aborted: number;
+}
+
+export interface BatchState {
+  processor: string;
+  chunkSize: number;
+  maxFailedRows: number;
+  context: Record<string, unknown>;
+  parts: BatchPart[];
+  /** Rows known so far (inline + appended); a file's rows are known once planned. */
+  rows: number;
+  /** Set once every chunk of the batch is known (and before any chunk message is sent). */
+  plan?: { rows: number; chunks: number };
+  /** With `upload: true`: where the uploaded file goes, and its format. */
+  upload?: { key: string; format: InputFormat };
+  /** The abort was asked for (the tallies may still be closing). */
+  abortRequestedAt?: string;
+  /** Final row counts, written when the job ends. */
+  counts?: RowCounts;
+  /** Written by the finalizer: the assembled files. */
+  outputs?: Record<string, BatchOutput>;
+  /** Why the batch could not run at all (its input file vanished, say). */
+  error?: TaskError;
+}
+
+export interface BatchJob {
+  id: string;
+  type: string;
+  name?: string;
+  meta?: Record<string, unknown>;
+  kind: 'batch';
+  status: JobStatus;
+  createdAt: string;
+  updatedAt: string;
+  startedAt?: string;
+  endedAt?: string;
+  idempotencyKey?: string;
+  requestHash: string;
+  version: number;
+  batch: BatchState;
+}
+
+/** Chunks per tally item: ≤ ~1 KB, so a tally write costs one write unit. */
+export const CHUNKS_PER_TALLY = 48;
+
+export const MAX_CHUNK_SIZE = 1000;
+export const MAX_CONTEXT_BYTES = 32 * 1024;
+/** Output names a row may emit; `results` and `errors` are the batch's own. */
+export const RESERVED_OUTPUTS = ['results', 'errors'] as const;
+
+export function chunkCount(rows: number, chunkSize: number): number {
+  return Math.ceil(rows / chunkSize);
+}
+
+export function chunkOfLine(line: number, chunkSize: number): number {
+  return Math.floor((line - 1) / chunkSize);
+}
+
+/** First and last line (inclusive) of chunk `index`. */
+export function linesOfChunk(index: number, chunkSize: number, rows: number): { first: number; last: number } {
+  return { first: index * chunkSize + 1, last: Math.min((index + 1) * chunkSize, rows) };
+}
+
+export function tallyOfChunk(index: number): number {
+  return Math.floor(index / CHUNKS_PER_TALLY);
+}
+
+export function tallyCount(chunks: number): number {
+  return Math.ceil(chunks / CHUNKS_PER_TALLY);
+}
+
+/** How many chunks tally `group` holds when complete. */
+export function chunksInTally(group: number, chunks: number): number {
+  return Math.max(0, Math.min(CHUNKS_PER_TALLY, chunks - group * CHUNKS_PER_TALLY));
+}
+
+/** What a tally records per committed chunk: the attempt whose file counts, and its row counts. */
+export interface ChunkCommit {
+  token: string;
+  succeeded: number;
+  failed: number;
+}
+
+export function encodeCommit(commit: ChunkCommit): string {
+  return `${commit.token}:${commit.succeeded}:${commit.failed}`;
+}
+
+export function decodeCommit(value: string): ChunkCommit {
+  const [token = '', succeeded = '0', failed = '0'] = value.split(':');
+  return { token, succeeded: Number(succeeded), failed: Number(failed) };
+}
+
+/** A group of chunks' commits, as one tally item holds them. */
+export interface Tally {
+  group: number;
+  commits: Map<number, ChunkCommit>;
+  closed: boolean;
+  firstAt?: string;
+  lastAt?: string;
+}
+
+export function sumTallies(tallies: Iterable<Tally>): { chunks: number; succeeded: number; failed: number } {
+  let chunks = 0;
+  let succeeded = 0;
+  let failed = 0;
+  for (const tally of tallies) {
+    for (const commit of tally.commits.values()) {
+      chunks++;
+      succeeded += commit.succeeded;
+      failed += commit.failed;
+    }
+  }
+  return { chunks, succeeded, failed };
+}
+
+/** One row as a chunk carries it: its input, or why it could not be read (a ragged CSV line). */
+export interface ChunkRow {
+  line: number;
+  input?: unknown;
+  invalid?: string;
+}
+
+/** A row's outcome, as it is stored (one JSON line per row) and shown by the rows route. */
+export interface RowOutcome {
+  line: number;
+  status: RowStatus;
+  result?: unknown;
+  messages?: unknown[];
+  error?: TaskError;
+  outputs?: Record<string, string>;
+}
+
+const outputName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1..64 of A-Z a-z 0-9 _ . -')
+  .refine((name) => !(RESERVED_OUTPUTS as readonly string[]).includes(name), 'results and errors are reserved');
+
+/** A chunk's reply (API.md, "Processor contract"). */
+export const chunkReplySchema = z.object({
+  rows: z.array(
+    z.object({
+      line: z.number().int().min(1),
+      status: z.enum(['ok', 'error', 'retry']),
+      result: z.unknown().optional(),
+      messages: z.array(z.unknown()).max(100).optional(),
+      outputs: z
+        .record(
+          outputName,
+          z
+            .string()
+            .max(64 * 1024)
+            .regex(/^[^\r\n]*$/, 'one line: no line breaks'),
+        )
+        .optional(),
+      error: z.object({ code: z.string().max(256).optional(), message: z.string().max(4096).optional() }).optional(),
+    }),
+  ),
+});
+export type ChunkReply = z.output<typeof chunkReplySchema>;
+
+export type ChunkRound =
+  | { kind: 'crash'; error: TaskError }
+  | {
+      kind: 'replied';
+      /** Rows settled this round. */
+      settled: RowOutcome[];
+      /** Rows the processor asked to run again (and may: attempts remain). */
+      retry: ChunkRow[];
+    };
+
+/**
+ * Reads a processor's chunk reply against the rows it was given. A reply that misses rows, adds
+ * lines it was not given or repeats one is a crash (the chunk is retried whole), as an
+ * unreadable reply is.
+ */
+export function readChunkReply(
+  reply: unknown,
+  given: readonly ChunkRow[],
+  attempt: number,
+  maxAttempts: number,
+): ChunkRound {
+  const parsed = chunkReplySchema.safeParse(reply);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return {
+      kind: 'crash',
+      error: {
+        kind: 'crash',
+        message: `chunk reply does not match the contract${first ? ` (${first.path.join('.')}: ${first.message})` : ''}`,
+      },
+    };
+  }
+  const byLine = new Map(given.map((row) => [row.line, row]));
+  const seen = new Set<number>();
+  for (const row of parsed.data.rows) {
+    if (!byLine.has(row.line)) {
+      return {
+        kind: 'crash',
+        error: { kind: 'crash', message: `chunk reply has line ${row.line}, which it was not given` },
+      };
+    }
+    if (seen.has(row.line)) {
+      return { kind: 'crash', error: { kind: 'crash', message: `chunk reply has line ${row.line} twice` } };
+    }
+    seen.add(row.line);
+  }
+  if (seen.size !== given.length) {
+    const missing = given.filter((row) => !seen.has(row.line)).map((row) => row.line);
+    return {
+      kind: 'crash',
+      error: { kind: 'crash', message: `chunk reply misses ${missing.length} line(s), first ${missing[0]}` },
+    };
+  }
+  const settled: RowOutcome[] = [];
+  const retry: ChunkRow[] = [];
+  for (const row of parsed.data.rows) {
+    const extras = {
+      ...(row.messages !== undefined ? { messages: row.messages } : {}),
+      ...(row.outputs !== undefined && Object.keys(row.outputs).length > 0 ? { outputs: row.outputs } : {}),
+    };
+    if (row.status === 'ok') {
+      settled.push({ line: row.line, status: 'SUCCEEDED', result: row.result ?? null, ...extras });
+    } else if (row.status === 'retry' && attempt < maxAttempts) {
+      retry.push(byLine.get(row.line) as ChunkRow);
+    } else {
+      const exhausted = row.status === 'retry';
+      settled.push({
+        line: row.line,
+        status: 'FAILED',
+        error: {
+          kind: 'error',
+          ...(row.error?.code !== undefined
+            ? { code: row.error.code }
+            : exhausted
+              ? { code: 'RETRIES_EXHAUSTED' }
+              : {}),
+          message: (
+            row.error?.message ?? (exhausted ? `still asked to retry after ${attempt} attempts` : 'row failed')
+          ).slice(0, 1024),
+        },
+        ...(row.messages !== undefined ? { messages: row.messages } : {}),
+      });
+    }
+  }
+  return { kind: 'replied', settled, retry };
+}
+
+/** Rows that never reached the processor (unreadable input) fail with the reason. */
+export function invalidRowOutcome(row: ChunkRow): RowOutcome {
+  return {
+    line: row.line,
+    status: 'FAILED',
+    error: { kind: 'error', code: 'BAD_ROW', message: row.invalid ?? 'unreadable row' },
+  };
+}
+
+/** Every row of a chunk ends FAILED with the same error (crashes exhausted, poison, unknown processor). */
+export function failedRows(rows: readonly ChunkRow[], error: TaskError): RowOutcome[] {
+  return rows.map((row) =>
+    row.invalid !== undefined ? invalidRowOutcome(row) : { line: row.line, status: 'FAILED', error },
+  );
+}
+
+/** A finished batch's status: FAILED when more rows failed than it tolerates. */
+export function finalStatus(batch: Pick<BatchState, 'maxFailedRows'>, counts: RowCounts): 'SUCCEEDED' | 'FAILED' {
+  return counts.failed > batch.maxFailedRows ? 'FAILED' : 'SUCCEEDED';
+}
+
+/** Rows the batch has (or will have, once planned). */
+export function totalRows(batch: BatchState): number {
+  return batch.plan?.rows ?? batch.rows;
+}
