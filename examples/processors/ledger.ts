@@ -39,7 +39,8 @@ function check(input: unknown, context: Record<string, unknown>): { posting?: Po
   const account = text('account').replace(/\s+/g, '').toUpperCase();
   const amount = text('amount');
   const currency = text('currency').toUpperCase();
-  if (!DATE.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) problems.push(`date '${date}' is not YYYY-MM-DD`);
+  if (!DATE.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)))
+    problems.push(`date '${date}' is not YYYY-MM-DD`);
   if (!ACCOUNT.test(account)) problems.push(`account '${text('account')}' is not an IBAN`);
   if (!AMOUNT.test(amount)) problems.push(`amount '${amount}' is not a decimal with at most 2 places`);
   else if (Number(amount) === 0) problems.push('amount is zero');
