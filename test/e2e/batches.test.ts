@@ -1,7 +1,9 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack.js';
-import { apiClient } from '../support/api.js';
-import { startTestStack } from '../support/stack.js';
+import { createClients } from '../../shared/aws/clients.js';
+import { apiClient, queueDepth, tableItems } from '../support/api.js';
+import { eventually, startTestStack } from '../support/stack.js';
 
 let stack: LocalStack;
 let api: ReturnType<typeof apiClient>;
@@ -60,4 +62,245 @@ describe('batches over HTTP with demo.rows', () => {
     expect(echo[0]).toBe('{"n":1}');
     expect(job.batch.outputs.echo.lines).toBe(2497);
   }, 90_000);
+
+  it('SUCCEEDS with the same failures when maxFailedRows tolerates them', async () => {
+    const submitted = await api.submit({
+      type: 'import',
+      batch: { processor: 'demo.rows', rows: rowsOf(250, [1, 2, 3]), chunkSize: 100, maxFailedRows: 5 },
+    });
+    const job = await settle((submitted.body as Batch).id);
+    expect(job.status).toBe('SUCCEEDED');
+    expect(job.counts).toMatchObject({ succeeded: 247, failed: 3 });
+  });
+
+  it('holds a batch, appends twice, releases it: lines continue across appends', async () => {
+    const submitted = await api.submit({
+      type: 'import',
+      batch: { processor: 'demo.rows', rows: rowsOf(3), chunkSize: 2, hold: true },
+    });
+    expect(submitted.status).toBe(202);
+    const id = (submitted.body as Batch).id;
+    expect((submitted.body as Batch).status).toBe('HELD');
+    const first = await api.call('POST', `/v1/jobs/${id}/rows`, { rows: [{ a: 1 }, { a: 2 }] });
+    expect(first).toMatchObject({ status: 200, body: { appended: 2, totalRows: 5 } });
+    const second = await api.call('POST', `/v1/jobs/${id}/rows`, { rows: [{ a: 3 }] });
+    expect(second.body).toEqual({ appended: 1, totalRows: 6 });
+    // Nothing runs while held.
+    expect(((await api.get(id)).body as Batch).counts).toMatchObject({ total: 6, pending: 6 });
+    const released = await api.call('POST', `/v1/jobs/${id}/release`);
+    expect(released.status).toBe(202);
+    const job = await settle(id);
+    expect(job.status).toBe('SUCCEEDED');
+    const results = (await download(job.batch.outputs.results.url)).map((l) => JSON.parse(l));
+    expect(results.map((r) => [r.line, r.result.echo])).toEqual([
+      [1, { n: 1 }],
+      [2, { n: 2 }],
+      [3, { n: 3 }],
+      [4, { a: 1 }],
+      [5, { a: 2 }],
+      [6, { a: 3 }],
+    ]);
+    // Released (and finished) batches take no more rows and cannot be released again.
+    expect((await api.call('POST', `/v1/jobs/${id}/rows`, { rows: [1] })).status).toBe(409);
+    expect((await api.call<Batch>('POST', `/v1/jobs/${id}/release`)).body.error.code).toBe('INVALID_STATE');
+  });
+
+  it('runs a file uploaded through the presigned URL (CSV with a header row)', async () => {
+    const submitted = await api.submit({
+      type: 'ledger',
+      batch: { processor: 'examples.ledger', upload: true, input: { format: 'csv' }, chunkSize: 2, maxFailedRows: 10 },
+    });
+    expect(submitted.status).toBe(202);
+    const created = submitted.body as Batch;
+    expect(created.status).toBe('HELD');
+    expect(created.batch.upload).toMatchObject({ method: 'PUT', format: 'csv' });
+    // Release before the upload: refused, nothing changes.
+    expect((await api.call('POST', `/v1/jobs/${created.id}/release`)).status).toBe(409);
+    const csv = [
+      'date,account,amount,currency,description',
+      '2026-11-02,DE89370400440532013000,12.50,EUR,coffee',
+      '2026-11-03,DE89370400440532013000,-100,EUR,"refund, partial"',
+      '2026-13-01,nope,1.234,EU,bad everything',
+      '2026-11-04,DE89370400440532013000,3',
+      '2026-11-05,DE89370400440532013000,7.00,EUR,"multi',
+      'line memo"',
+      '"2026-11-06"x,DE89370400440532013000,1,EUR,bad quote',
+      '2026-11-07,DE89370400440532013000,9.99,EUR,last',
+    ].join('\r\n');
+    const put = await fetch(created.batch.upload.url, { method: 'PUT', body: csv });
+    expect(put.status).toBe(200);
+    expect((await api.call('POST', `/v1/jobs/${created.id}/release`)).status).toBe(202);
+    const job = await settle(created.id);
+    expect(job.status).toBe('SUCCEEDED');
+    expect(job.counts).toMatchObject({ total: 7, succeeded: 4, failed: 3 });
+    const results = (await download(job.batch.outputs.results.url)).map((l) => JSON.parse(l));
+    expect(results.map((r) => r.status)).toEqual([
+      'SUCCEEDED',
+      'SUCCEEDED',
+      'FAILED',
+      'FAILED',
+      'SUCCEEDED',
+      'FAILED',
+      'SUCCEEDED',
+    ]);
+    expect(results[2].error.code).toBe('INVALID_TRANSACTION');
+    expect(results[2].messages).toHaveLength(4);
+    expect(results[3].error).toMatchObject({ code: 'BAD_ROW' });
+    expect(results[3].error.message).toMatch(/3 field\(s\); the header has 5/);
+    expect(results[5].error.code).toBe('BAD_ROW');
+    expect(results[4].result.description).toBe('multi\nline memo');
+    expect(await download(job.batch.outputs.postings.url)).toEqual([
+      'main;2026-11-02;DE89370400440532013000;debit;1250;EUR',
+      'main;2026-11-03;DE89370400440532013000;credit;10000;EUR',
+      'main;2026-11-05;DE89370400440532013000;debit;700;EUR',
+      'main;2026-11-07;DE89370400440532013000;debit;999;EUR',
+    ]);
+  });
+
+  it('reads an input file from S3 (JSON Lines), and pages through rows by status with cursors', async () => {
+    const { s3 } = createClients();
+    const key = `uploads-by-hand/${Date.now()}.jsonl`;
+    const lines = rowsOf(450, [10, 20, 449]).map((r) => JSON.stringify(r));
+    lines.splice(100, 0, '{not json');
+    await s3.send(new PutObjectCommand({ Bucket: stack.info.buckets.data, Key: key, Body: `${lines.join('\n')}\n` }));
+    const submitted = await api.submit({
+      type: 'import',
+      batch: {
+        processor: 'demo.rows',
+        input: { bucket: stack.info.buckets.data, key },
+        chunkSize: 7,
+        maxFailedRows: 4,
+      },
+    });
+    expect(submitted.status).toBe(202);
+    const job = await settle((submitted.body as Batch).id);
+    expect(job.status).toBe('SUCCEEDED');
+    expect(job.counts).toMatchObject({ total: 451, succeeded: 447, failed: 4 });
+    const failed: Batch[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page: { body: Batch } = await api.call(
+        'GET',
+        `/v1/jobs/${job.id}/rows?status=FAILED&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      failed.push(...page.body.items);
+      cursor = page.body.nextCursor;
+      pages++;
+    } while (cursor);
+    expect(failed.map((r) => r.line)).toEqual([10, 20, 101, 450]);
+    expect(failed[2].error.code).toBe('BAD_ROW');
+    expect(pages).toBeGreaterThanOrEqual(2);
+    // Every row, in order, across pages of 100 (no gaps, no duplicates).
+    const all: number[] = [];
+    cursor = null;
+    do {
+      const page: { body: Batch } = await api.call(
+        'GET',
+        `/v1/jobs/${job.id}/rows?limit=100${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      all.push(...page.body.items.map((r: Batch) => r.line));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(all).toEqual(Array.from({ length: 451 }, (_, i) => i + 1));
+    // A cursor is bound to its query and cannot be forged.
+    const first: { body: Batch } = await api.call('GET', `/v1/jobs/${job.id}/rows?limit=1`);
+    const other = await api.call<Batch>('GET', `/v1/jobs/${job.id}/rows?status=FAILED&cursor=${first.body.nextCursor}`);
+    expect(other.status).toBe(400);
+    const forged = `${Buffer.from(JSON.stringify({ l: 400, q: 'x' })).toString('base64url')}.AAAA`;
+    expect((await api.call('GET', `/v1/jobs/${job.id}/rows?cursor=${forged}`)).status).toBe(400);
+  });
+
+  it('aborts mid-batch: ABORTED, unrun rows counted ABORTED, outputs assembled from what finished', async () => {
+    // Chunks of one slow row each, so the abort lands while most have not run.
+    const submitted = await api.submit({
+      type: 'import',
+      batch: { processor: 'demo.rows', rows: rowsOf(400), chunkSize: 1 },
+    });
+    const id = (submitted.body as Batch).id;
+    await eventually(async () => ((await api.get(id)).body as Batch).counts.succeeded > 0);
+    const aborted = await api.abort(id);
+    expect(aborted.status).toBe(202);
+    const reply = aborted.body as Batch;
+    expect(reply.status).toBe('ABORTED');
+    expect(reply.counts.aborted).toBeGreaterThan(0);
+    expect(reply.counts.succeeded + reply.counts.aborted).toBe(400);
+    const job = await settle(id);
+    // The abort's counts are final: nothing committed after it.
+    expect(job.counts).toEqual(reply.counts);
+    const results = (await download(job.batch.outputs.results.url)).map((l) => JSON.parse(l));
+    expect(results).toHaveLength(400);
+    expect(results.filter((r) => r.status === 'ABORTED')).toHaveLength(reply.counts.aborted);
+    expect(job.batch.outputs.echo.lines).toBe(reply.counts.succeeded);
+    expect((await api.abort(id)).status).toBe(200);
+  });
+});
+
+describe("bad batch input is refused with the contract's error and writes nothing", () => {
+  const refused: [string, unknown, string][] = [
+    [
+      'both tasks and batch',
+      { type: 't', tasks: [{ processor: 'demo.echo' }], batch: { processor: 'demo.rows', rows: [1] } },
+      'batch',
+    ],
+    ['rows not an array', { type: 't', batch: { processor: 'demo.rows', rows: { a: 1 } } }, 'batch.rows'],
+    ['chunkSize 0', { type: 't', batch: { processor: 'demo.rows', rows: [1], chunkSize: 0 } }, 'batch.chunkSize'],
+    ['chunkSize 1001', { type: 't', batch: { processor: 'demo.rows', rows: [1], chunkSize: 1001 } }, 'batch.chunkSize'],
+    ['no rows at all', { type: 't', batch: { processor: 'demo.rows' } }, 'batch.rows'],
+    ['an unknown field', { type: 't', batch: { processor: 'demo.rows', rows: [1], colour: 'red' } }, 'batch'],
+    [
+      'a file without a key',
+      { type: 't', batch: { processor: 'demo.rows', input: { bucket: 'some-bucket' } } },
+      'batch.input',
+    ],
+    [
+      'upload and a file',
+      { type: 't', batch: { processor: 'demo.rows', upload: true, input: { bucket: 'bbb', key: 'k' } } },
+      'batch.input',
+    ],
+  ];
+  for (const [what, body, path] of refused) {
+    it(`refuses ${what}`, async () => {
+      const before = (await tableItems(stack)).length;
+      const reply = await api.submit(body);
+      expect(reply.status).toBe(400);
+      expect((reply.body as Batch).error.code).toBe('VALIDATION_FAILED');
+      expect((reply.body as Batch).error.details.map((d: { path: string }) => d.path)).toContain(path);
+      expect((await tableItems(stack)).length).toBe(before);
+    });
+  }
+
+  it('refuses an unknown processor and an S3 key that does not exist, creating no job', async () => {
+    const before = (await tableItems(stack)).length;
+    const depth = await queueDepth(stack, 'work');
+    const unknown = await api.submit({ type: 't', batch: { processor: 'nope.rows', rows: [1] } });
+    expect(unknown.status).toBe(400);
+    expect((unknown.body as Batch).error.code).toBe('UNKNOWN_PROCESSOR');
+    const missing = await api.submit({
+      type: 't',
+      batch: {
+        processor: 'demo.rows',
+        input: { bucket: stack.info.buckets.data, key: 'no/such/file.csv', format: 'csv' },
+      },
+    });
+    expect(missing.status).toBe(400);
+    expect((missing.body as Batch).error.details[0]).toMatchObject({ path: 'batch.input.key' });
+    expect((missing.body as Batch).error.message).toMatch(/does not exist/);
+    expect((await tableItems(stack)).length).toBe(before);
+    expect(await queueDepth(stack, 'work')).toBe(depth);
+  });
+
+  it('refuses appending to or releasing a batch that is not HELD, and rows that are not an array', async () => {
+    const submitted = await api.submit({ type: 't', batch: { processor: 'demo.rows', rows: [1, 2] } });
+    const id = (submitted.body as Batch).id;
+    expect((await api.call<Batch>('POST', `/v1/jobs/${id}/rows`, { rows: [3] })).body.error.code).toBe('INVALID_STATE');
+    expect((await api.call<Batch>('POST', `/v1/jobs/${id}/release`)).status).toBe(409);
+    const held = await api.submit({ type: 't', batch: { processor: 'demo.rows', hold: true } });
+    const heldId = (held.body as Batch).id;
+    expect((await api.call<Batch>('POST', `/v1/jobs/${heldId}/rows`, { rows: 'x' })).status).toBe(400);
+    expect((await api.call<Batch>('POST', `/v1/jobs/${heldId}/rows`, { rows: [] })).status).toBe(400);
+    expect(((await api.get(heldId)).body as Batch).counts.total).toBe(0);
+    expect((await api.call<Batch>('GET', `/v1/jobs/${heldId}/rows?limit=0`)).status).toBe(400);
+    expect((await api.call<Batch>('GET', `/v1/jobs/${heldId}/rows?status=DONE`)).status).toBe(400);
+  });
 });
