@@ -16,9 +16,10 @@ type TallyItem = Record<string, unknown> & {
 
 /**
  * A batch's chunk commits, one item per group of chunks beside the job item (`pk` of the job,
- * `sk` TALLY#group). Chunk `i` is committed by one UpdateItem that sets attribute `c<i>` only if
- * it is absent (and the tally is not closed) and adds the chunk's row counts in the same write:
- * exactly-once counting with a single-item conditional write, no transaction, no per-row write.
+ * `sk` TALLY#group). Chunk `i` is committed by one UpdateItem that sets attribute `c<i>` (the
+ * winning attempt's file and its row counts) only if it is absent and the tally is not closed.
+ * Counts are summed from these attributes, so a chunk counts once by construction: exactly-once
+ * with a single-item conditional write, no transaction, no per-row write.
  */
 export class DynamoTallyStore implements TallyStore {
   constructor(
@@ -40,16 +41,13 @@ export class DynamoTallyStore implements TallyStore {
           TableName: this.table,
           Key: key(jobId, group),
           UpdateExpression:
-            'SET #c = :commit, firstAt = if_not_exists(firstAt, :now), lastAt = :now, expiresAt = :expires ADD chunksDone :one, succeeded :succeeded, failed :failed',
+            'SET #c = :commit, firstAt = if_not_exists(firstAt, :now), lastAt = :now, expiresAt = :expires',
           ConditionExpression: 'attribute_not_exists(#c) AND attribute_not_exists(closed)',
           ExpressionAttributeNames: { '#c': `c${chunk}` },
           ExpressionAttributeValues: {
             ':commit': encodeCommit(commit),
             ':now': now.toISOString(),
             ':expires': this.expiresAt(now),
-            ':one': 1,
-            ':succeeded': commit.succeeded,
-            ':failed': commit.failed,
           },
           ReturnValues: 'ALL_NEW',
         }),
