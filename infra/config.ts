@@ -38,6 +38,8 @@ export const environmentSchema = z.strictObject({
   workerMaxConcurrency: z.number().int().min(2).max(1000).default(10),
   /** The processor registry (same format as the PROCESSORS variable). */
   processors: z.record(z.string(), z.unknown()).default({}),
+  /** Buckets (besides the stack's own) that batches may name as `input.bucket`: read access is granted. */
+  batchInputBuckets: z.array(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)).default([]),
   /** Deploy the demo processors of API.md (demo.echo, …) for smoke tests. */
   demoProcessors: z.boolean().default(false),
   /** `destroy` for throwaway environments; `retain` keeps data when the stack is deleted. */

@@ -18,6 +18,7 @@ import {
   Stack,
   type StackProps,
   aws_s3 as s3,
+  aws_secretsmanager as secretsmanager,
   aws_sns as sns,
   aws_lambda_event_sources as sources,
   aws_sqs as sqs,
@@ -221,13 +222,30 @@ export class JobsStack extends Stack {
       this.functions[fn].addToRolePolicy(new iam.PolicyStatement({ actions, resources: resourceArns }));
     const jobItems = [table.tableArn];
     const payloadObjects = [bucket.arnForObjects('payloads/*')];
+    // Batches: inline/appended rows and uploads under inputs/, chunk outcomes and outputs under outputs/.
+    const batchObjects = [bucket.arnForObjects('inputs/*'), bucket.arnForObjects('outputs/*')];
+    const inputBuckets = config.batchInputBuckets.map((b) => `arn:${this.partition}:s3:::${b}/*`);
     for (const fn of ['api', 'worker', 'submitConsumer', 'deadLetters', 'sweeper'] as const) {
-      allow(fn, ['dynamodb:GetItem', 'dynamodb:PutItem'], jobItems);
+      allow(fn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
       allow(fn, ['sqs:SendMessage'], [this.queues.work.queueArn]);
     }
     for (const fn of ['api', 'worker', 'submitConsumer', 'deadLetters'] as const) {
-      allow(fn, ['s3:GetObject', 's3:PutObject'], payloadObjects);
+      allow(fn, ['s3:GetObject', 's3:PutObject'], [...payloadObjects, ...batchObjects]);
+      if (inputBuckets.length) allow(fn, ['s3:GetObject'], inputBuckets);
     }
+    allow('worker', ['s3:AbortMultipartUpload'], [bucket.arnForObjects('outputs/*')]);
+    // Signs the rows route's cursors; read once per warm API function (see shared/aws/wiring.ts).
+    const cursorKey = new secretsmanager.Secret(this, 'CursorKey', {
+      description: 'HMAC key of the jobs API cursors',
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      removalPolicy,
+    });
+    cursorKey.grantRead(this.functions.api);
+    this.functions.api.addEnvironment('CURSOR_SECRET_ARN', cursorKey.secretArn);
+    Validations.of(cursorKey).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-SMG4',
+      reason: 'A cursor-signing key: rotating it only invalidates open cursors; no rotation Lambda is worth its cost.',
+    });
     allow('worker', ['sqs:ChangeMessageVisibility'], [this.queues.work.queueArn]);
     allow('submitConsumer', ['sqs:SendMessage'], [this.queues.submitDlq.queueArn]);
     allow('sweeper', ['dynamodb:Scan'], [table.tableArn]);
@@ -495,6 +513,12 @@ export class JobsStack extends Stack {
         id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArn}/payloads/*]`,
         reason: 'Task payload objects are keyed by job and task id under payloads/, known only at run time.',
       });
+      for (const prefix of ['inputs', 'outputs']) {
+        Validations.of(fn.role as iam.IRole).acknowledge({
+          id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}/*]`,
+          reason: `Batch files are keyed by job id under ${prefix}/, known only at run time.`,
+        });
+      }
     }
   }
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { BatchEngine } from '../core/batch-engine.js';
 import { JobEngine } from '../core/engine.js';
 import { systemClock } from '../core/ports.js';
@@ -31,12 +32,19 @@ export interface Wiring {
 }
 
 /**
- * The key that signs cursors. `CURSOR_KEY` where set (the CDK stack sets it from a generated
- * secret); otherwise one derived from the table's name, which keeps cursors stable across
- * restarts but is only as secret as that name: fine on a laptop, not for production.
+ * The key that signs cursors: `CURSOR_KEY`, or the Secrets Manager secret `CURSOR_SECRET_ARN`
+ * names (the CDK stack generates one; Powertools caches it for five minutes); otherwise one derived
+ * from the table's name, stable across restarts but only as secret as that name — fine on a laptop.
  */
-function cursorKey(env: NodeJS.ProcessEnv, table: string): string {
-  return env.CURSOR_KEY || createHash('sha256').update(`cursor:${table}`).digest('base64url');
+function cursorKey(env: NodeJS.ProcessEnv, table: string): () => Promise<string> {
+  const fallback = createHash('sha256').update(`cursor:${table}`).digest('base64url');
+  return async () => {
+    if (env.CURSOR_KEY) return env.CURSOR_KEY;
+    if (!env.CURSOR_SECRET_ARN) return fallback;
+    const value = await getSecret(env.CURSOR_SECRET_ARN, { maxAge: 300 });
+    if (typeof value !== 'string' || value === '') throw new Error('The cursor key secret is empty');
+    return value;
+  };
 }
 
 /**
@@ -100,7 +108,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_KEY)/.test(
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_)/.test(
           variable,
         ),
       )

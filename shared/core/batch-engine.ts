@@ -44,8 +44,8 @@ export interface BatchDeps {
   invoker: ProcessorInvoker;
   processors: ProcessorRegistry;
   clock: Clock;
-  /** Signs the rows route's cursors (tamper-evident). */
-  cursorKey: string;
+  /** The key that signs the rows route's cursors (tamper-evident). */
+  cursorKey: () => Promise<string>;
   leaseMarginSeconds?: number;
   /** A chunk still running after this long gets its message hidden for the processor's timeout. */
   leaseAfterMs?: number;
@@ -715,7 +715,8 @@ export class BatchEngine {
   async rows(id: string, query: { status?: RowStatus; limit: number; cursor?: string }): Promise<RowsPage> {
     const job = await this.get(id);
     const fingerprint = `${id}|${query.status ?? ''}`;
-    const from = query.cursor ? this.openCursor(query.cursor, fingerprint) : 1;
+    const key = await this.deps.cursorKey();
+    const from = query.cursor ? this.openCursor(query.cursor, fingerprint, key) : 1;
     const { chunkSize } = job.batch;
     const total = totalRows(job.batch);
     const commits = commitMap(await this.deps.tallies.all(id));
@@ -723,7 +724,7 @@ export class BatchEngine {
     const items: RowOutcome[] = [];
     const page = (next: number | null): RowsPage => ({
       items,
-      nextCursor: next === null ? null : this.sealCursor(next, fingerprint),
+      nextCursor: next === null ? null : this.sealCursor(next, fingerprint, key),
     });
     let filesRead = 0;
     for (let index = chunkOfLine(from, chunkSize); index < chunkCount(total, chunkSize); index++) {
@@ -784,26 +785,22 @@ export class BatchEngine {
     }
   }
 
-  private sealCursor(line: number, fingerprint: string): string {
+  private sealCursor(line: number, fingerprint: string, key: string): string {
     const body = Buffer.from(JSON.stringify({ l: line, q: digest(fingerprint) })).toString('base64url');
-    return `${body}.${this.mac(body)}`;
+    return `${body}.${mac(body, key)}`;
   }
 
-  private openCursor(cursor: string, fingerprint: string): number {
+  private openCursor(cursor: string, fingerprint: string, key: string): number {
     const bad = (message: string) => new ValidationError('Bad cursor', [{ path: 'cursor', message }]);
-    const [body, mac, ...rest] = cursor.split('.');
-    if (!body || !mac || rest.length > 0) throw bad('not a cursor this API issued');
-    const expected = Buffer.from(this.mac(body));
-    const given = Buffer.from(mac);
+    const [body, signature, ...rest] = cursor.split('.');
+    if (!body || !signature || rest.length > 0) throw bad('not a cursor this API issued');
+    const expected = Buffer.from(mac(body, key));
+    const given = Buffer.from(signature);
     if (expected.length !== given.length || !timingSafeEqual(expected, given))
       throw bad('not a cursor this API issued');
     const payload = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { l: number; q: string };
     if (payload.q !== digest(fingerprint)) throw bad('the cursor belongs to another query');
     return payload.l;
-  }
-
-  private mac(body: string): string {
-    return createHmac('sha256', this.deps.cursorKey).update(body).digest('base64url').slice(0, 22);
   }
 
   // ─── Plumbing ────────────────────────────────────────────────────────────────────────────────
@@ -873,6 +870,10 @@ function commitMap(tallies: Tally[]) {
   const commits = new Map<number, { token: string; succeeded: number; failed: number }>();
   for (const tally of tallies) for (const [chunk, commit] of tally.commits) commits.set(chunk, commit);
   return commits;
+}
+
+function mac(body: string, key: string): string {
+  return createHmac('sha256', key).update(body).digest('base64url').slice(0, 22);
 }
 
 function digest(text: string): string {
