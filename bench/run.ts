@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
 import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
 import { resources } from '../shared/resources.js';
+import { type BatchBenchResult, batchBench } from './batch.js';
 import { measureBundles } from './bundles.js';
 import { dollars, PRICES, stepFunctions } from './prices.js';
 
@@ -20,7 +21,8 @@ import { dollars, PRICES, stepFunctions } from './prices.js';
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '10000' },
-    scenarios: { type: 'string', default: 'queue,http,concurrent100,sequential20,bundles' },
+    rows: { type: 'string', default: '1000000' },
+    scenarios: { type: 'string', default: 'queue,http,concurrent100,sequential20,batch100,batch1000,bundles' },
   },
 });
 const JOBS = Number(values.jobs);
@@ -212,6 +214,17 @@ for (const scenario of scenarios) {
   );
 }
 
+const batches: BatchBenchResult[] = [];
+for (const chunkSize of [100, 1000]) {
+  if (!values.scenarios.split(',').includes(`batch${chunkSize}`)) continue;
+  process.stdout.write(`batch${chunkSize}: ${values.rows} rows… `);
+  const result = await batchBench(Number(values.rows), chunkSize);
+  batches.push(result);
+  console.log(
+    `${result.wallSeconds} s, ${result.rowsPerSecond} rows/s, peak RSS ${result.peakRssMb} MB, $${result.dollarsPerMillionRows.onDemand}/M rows on demand, $${result.dollarsPerMillionRows.provisioned}/M provisioned (Distributed Map ≈ $${result.dollarsPerMillionRows.distributedMapExpress100})`,
+  );
+}
+
 const bundles = values.scenarios.split(',').includes('bundles') ? await measureBundles() : undefined;
 if (bundles) {
   console.log('bundles (minified ESM as deployed; cold init = median import time in a fresh process):');
@@ -225,6 +238,6 @@ mkdirSync(dir, { recursive: true });
 const file = join(dir, `${date.slice(0, 16).replace(/:/g, '')}-${commit}.json`);
 writeFileSync(
   file,
-  `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results, bundles }, null, 2)}\n`,
+  `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results, batches, bundles }, null, 2)}\n`,
 );
 console.log(`results → ${file.slice(join(import.meta.dirname, '..').length + 1)}`);

@@ -80,7 +80,22 @@ export function adaptForMoto(original: Template): Adaptation {
   }
   delete template.Parameters?.BootstrapVersion;
   delete template.Rules?.CheckBootstrapVersion;
-  return { template, notes };
+  // moto has no CloudFormation model of a secret, and a policy naming a skipped resource is refused:
+  // the secret is dropped and references to it become a fixed ARN of the same shape.
+  let text = JSON.stringify(template);
+  for (const [id, resource] of Object.entries<Template>(template.Resources)) {
+    if (resource.Type !== 'AWS::SecretsManager::Secret') continue;
+    text = text.replaceAll(
+      JSON.stringify({ Ref: id }),
+      JSON.stringify(`arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${id}-rehearsal`),
+    );
+    notes.push(`${id}: AWS::SecretsManager::Secret dropped (moto has no model); references use a fixed ARN`);
+  }
+  const adapted: Template = JSON.parse(text);
+  for (const [id, resource] of Object.entries<Template>(adapted.Resources)) {
+    if (resource.Type === 'AWS::SecretsManager::Secret') delete adapted.Resources[id];
+  }
+  return { template: adapted, notes };
 }
 
 function zipDirectory(directory: string): Uint8Array {

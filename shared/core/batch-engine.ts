@@ -365,7 +365,18 @@ export class BatchEngine {
   ): Promise<BatchVerdict> {
     const { jobId, chunk } = message;
     const job = await this.deps.store.read(jobId);
-    if (job?.kind !== 'batch') return this.unborn(jobId, delivery, `chunk ${chunk}`);
+    if (job?.kind !== 'batch') {
+      // Sent just before its job is written, it may have overtaken the write. It comes back as a
+      // fresh copy rather than a redelivery: a chunk's receive count is its attempt count.
+      const firstSentAt = message.firstSentAt ?? delivery.sentAt;
+      const verdict = this.unborn(jobId, firstSentAt !== undefined ? { sentAt: firstSentAt } : {}, `chunk ${chunk}`);
+      if (verdict.kind === 'retry') {
+        await this.deps.queue.send([{ ...message, ...(firstSentAt !== undefined ? { firstSentAt } : {}) }], {
+          delaySeconds: verdict.delaySeconds,
+        });
+      }
+      return { kind: 'done' };
+    }
     // Aborted: the chunk's rows count as ABORTED; nothing new starts.
     if (isTerminal(job.status) || job.batch.abortRequestedAt) return { kind: 'done' };
     const group = tallyOfChunk(chunk);

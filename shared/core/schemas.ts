@@ -138,6 +138,8 @@ export const chunkMessageSchema = z.strictObject({
     .optional(),
   rowsKey: z.string().min(1).max(1024).optional(),
   carry: z.array(z.string().min(1).max(1024)).max(100).optional(),
+  /** When the first copy was sent, for a copy re-sent while its job was not written yet. */
+  firstSentAt: z.number().int().min(0).optional(),
 });
 export type ChunkMessage = z.output<typeof chunkMessageSchema>;
 

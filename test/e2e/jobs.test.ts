@@ -61,7 +61,7 @@ describe('jobs of tasks, end to end over HTTP with the demo processors', () => {
     const job = await api.run({
       type: 'demo',
       strategy: 'concurrent',
-      tasks: Array.from({ length: 4 }, () => ({ processor: 'demo.sleep', input: { ms: 700 } })),
+      tasks: Array.from({ length: 4 }, () => ({ processor: 'demo.sleep', input: { ms: 2500 } })),
     });
     expect(job.status).toBe('SUCCEEDED');
     const started = job.tasks.map((t) => Date.parse(t.startedAt!));
