@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CreateTableCommand,
@@ -87,12 +88,15 @@ export async function startEmbeddedCloud(options: { stateDir?: string } = {}): P
     emulateQueueCreationLifecycle: false,
   });
 
+  // Without a state directory, a fresh one per cloud: s3rver's default (one shared folder under
+  // the OS temp dir, wiped on close) let two stacks in one machine — parallel test files, a
+  // benchmark beside a test run — overwrite and delete each other's objects.
+  const s3Directory = stateDir ? join(stateDir, 's3') : mkdtempSync(join(tmpdir(), 'jobs-s3-'));
   const s3 = new S3rver({
     address: '127.0.0.1',
     port: 0,
     silent: true,
-    directory: stateDir ? join(stateDir, 's3') : undefined,
-    resetOnClose: !stateDir,
+    directory: s3Directory,
   } as ConstructorParameters<typeof S3rver>[0]);
   const s3Address = (await s3.run()) as unknown as AddressInfo;
 
@@ -107,6 +111,7 @@ export async function startEmbeddedCloud(options: { stateDir?: string } = {}): P
     },
     async stop() {
       await Promise.all([close(dynamo), close(sqs), s3.close()]);
+      if (!stateDir) rmSync(s3Directory, { recursive: true, force: true });
     },
   };
 }

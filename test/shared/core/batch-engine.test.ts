@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalStack } from '../../../local/stack.js';
+import { S3BatchFiles } from '../../../shared/aws/batch-files.js';
+import { clients } from '../../../shared/aws/clients.js';
+import { DynamoJobStore } from '../../../shared/aws/job-store.js';
+import { S3PayloadStore } from '../../../shared/aws/payloads.js';
+import { DynamoTallyStore } from '../../../shared/aws/tally-store.js';
+import { BatchEngine } from '../../../shared/core/batch-engine.js';
+import type { ChunkRequest, WorkQueue } from '../../../shared/core/ports.js';
+import { ProcessorRegistry } from '../../../shared/core/processors.js';
+import { parseOrThrow, submitBatchSchema, type WorkMessage } from '../../../shared/core/schemas.js';
+import { startTestStack } from '../../support/stack.js';
+
+/**
+ * The batch use cases on the real store, tallies and files (embedded cloud, no pollers), with the
+ * work queue kept in memory so a test decides which messages are delivered, twice, or lost.
+ */
+let stack: LocalStack;
+let engine: BatchEngine;
+const queue: WorkMessage[] = [];
+const memoryQueue: WorkQueue = {
+  send: async (messages) => {
+    queue.push(...messages);
+  },
+};
+
+beforeAll(async () => {
+  stack = await startTestStack({ startPollers: false });
+  const { doc, s3 } = clients();
+  const store = new DynamoJobStore(doc, stack.info.tables.jobs, new S3PayloadStore(s3, stack.info.buckets.data), 1);
+  engine = new BatchEngine({
+    store,
+    tallies: new DynamoTallyStore(doc, stack.info.tables.jobs, 1),
+    files: new S3BatchFiles(s3, stack.info.buckets.data),
+    queue: memoryQueue,
+    invoker: {
+      invoke: async () => ({ status: 'ok', result: null }),
+      invokeChunk: async (_processor, request: ChunkRequest) => ({
+        status: 'reply',
+        reply: { rows: request.chunk.rows.map(({ line }) => ({ line, status: 'ok', result: line })) },
+      }),
+    },
+    processors: ProcessorRegistry.fromJson(
+      JSON.stringify({ rows: { target: { type: 'lambda', functionName: 'f' }, timeoutSeconds: 5 } }),
+      { workerTimeoutSeconds: 300, maxReceiveCount: 30 },
+    ),
+    clock: { now: () => new Date() },
+    cursorKey: async () => 'test-key',
+  });
+});
+afterAll(() => stack?.stop());
+
+async function submit(batch: Record<string, unknown>) {
+  const prepared = engine.prepare(parseOrThrow(submitBatchSchema, { type: 't', batch }, 'Job'), undefined);
+  return (await engine.commit(prepared)).job.id;
+}
+
+/** Delivers every queued message (once), except those `lose` picks; returns what was lost. */
+async function drain(lose: (message: WorkMessage) => boolean = () => false): Promise<WorkMessage[]> {
+  const lost: WorkMessage[] = [];
+  while (queue.length > 0) {
+    const message = queue.shift() as WorkMessage;
+    if (lose(message)) {
+      lost.push(message);
+      continue;
+    }
+    if ('chunk' in message) await engine.runChunk(message, { messageId: 'm', receiveCount: 1, sentAt: Date.now() });
+    else if ('step' in message && message.step === 'plan') await engine.plan(message.jobId, { sentAt: Date.now() });
+    else if ('step' in message) await engine.finalize(message.jobId);
+  }
+  return lost;
+}
+
+describe('the sweeper repairs a batch whose step message was lost', () => {
+  it('finalizes a batch whose finalize step was lost after its last chunk', async () => {
+    const id = await submit({ processor: 'rows', rows: [1, 2, 3, 4, 5], chunkSize: 2 });
+    const lost = await drain((m) => 'step' in m && m.step === 'finalize');
+    expect(lost).toHaveLength(1);
+    expect((await engine.get(id)).status).toBe('RUNNING');
+    expect(await engine.sweepOne(id, 0)).toBe(true);
+    await drain();
+    const job = await engine.get(id);
+    expect(job.status).toBe('SUCCEEDED');
+    expect(job.batch.counts).toEqual({ succeeded: 5, failed: 0, aborted: 0 });
+    expect(job.batch.outputs?.results?.lines).toBe(5);
+  });
+
+  it('plans again a batch whose chunk messages were lost, running only the chunks not committed', async () => {
+    const id = await submit({ processor: 'rows', rows: [1, 2, 3, 4, 5, 6], chunkSize: 2, hold: true });
+    await engine.release(id);
+    let chunksLost = 0;
+    // The plan runs; of its three chunk messages, two are lost.
+    await drain((m) => 'chunk' in m && m.chunk > 0 && ++chunksLost > 0);
+    expect(chunksLost).toBe(2);
+    expect(await engine.sweepOne(id, 0)).toBe(true);
+    const sent: number[] = [];
+    await drain((m) => {
+      if ('chunk' in m) sent.push(m.chunk);
+      return false;
+    });
+    expect(sent).toEqual([1, 2]);
+    expect((await engine.get(id)).batch.counts).toEqual({ succeeded: 6, failed: 0, aborted: 0 });
+  });
+
+  it('leaves a finished batch alone, and a second finalize changes nothing', async () => {
+    const id = await submit({ processor: 'rows', rows: [1], chunkSize: 1 });
+    await drain();
+    const done = await engine.get(id);
+    await engine.finalize(id);
+    expect(await engine.get(id)).toEqual(done);
+    expect(await engine.sweepOne(id, 0)).toBe(false);
+  });
+});

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import {
+  CHUNKS_PER_TALLY,
+  chunkCount,
+  chunkOfLine,
+  chunksInTally,
+  decodeCommit,
+  encodeCommit,
+  finalStatus,
+  linesOfChunk,
+  readChunkReply,
+} from '../../../shared/core/batch.js';
+
+const given = [1, 2, 3].map((line) => ({ line, input: { line } }));
+
+describe('chunks are found by arithmetic', () => {
+  it('numbers lines into chunks and back', () => {
+    expect(chunkCount(2500, 100)).toBe(25);
+    expect(chunkCount(2501, 100)).toBe(26);
+    expect(chunkOfLine(1, 100)).toBe(0);
+    expect(chunkOfLine(100, 100)).toBe(0);
+    expect(chunkOfLine(101, 100)).toBe(1);
+    expect(linesOfChunk(25, 100, 2501)).toEqual({ first: 2501, last: 2501 });
+    expect(chunksInTally(0, 10)).toBe(10);
+    expect(chunksInTally(1, CHUNKS_PER_TALLY + 5)).toBe(5);
+    expect(decodeCommit(encodeCommit({ token: 'ab-_9', succeeded: 97, failed: 3 }))).toEqual({
+      token: 'ab-_9',
+      succeeded: 97,
+      failed: 3,
+    });
+  });
+
+  it('fails a batch only past maxFailedRows', () => {
+    expect(finalStatus({ maxFailedRows: 0 }, { succeeded: 9, failed: 1, aborted: 0 })).toBe('FAILED');
+    expect(finalStatus({ maxFailedRows: 1 }, { succeeded: 9, failed: 1, aborted: 0 })).toBe('SUCCEEDED');
+  });
+});
+
+describe('a chunk reply is read against the rows it was given', () => {
+  it('settles ok and error rows and keeps retry rows while attempts remain', () => {
+    const round = readChunkReply(
+      {
+        rows: [
+          { line: 2, status: 'error', error: { code: 'BAD', message: 'no' }, messages: ['why'] },
+          { line: 1, status: 'ok', result: { a: 1 }, outputs: { out: 'x' } },
+          { line: 3, status: 'retry' },
+        ],
+      },
+      given,
+      1,
+      3,
+    );
+    expect(round).toEqual({
+      kind: 'replied',
+      settled: [
+        { line: 2, status: 'FAILED', error: { kind: 'error', code: 'BAD', message: 'no' }, messages: ['why'] },
+        { line: 1, status: 'SUCCEEDED', result: { a: 1 }, outputs: { out: 'x' } },
+      ],
+      retry: [{ line: 3, input: { line: 3 } }],
+    });
+  });
+
+  it('fails a row still asking to retry on the last attempt', () => {
+    const round = readChunkReply(
+      {
+        rows: [
+          { line: 1, status: 'ok' },
+          { line: 2, status: 'ok' },
+          { line: 3, status: 'retry' },
+        ],
+      },
+      given,
+      3,
+      3,
+    );
+    expect(round.kind === 'replied' && round.settled[2]).toMatchObject({
+      line: 3,
+      status: 'FAILED',
+      error: { code: 'RETRIES_EXHAUSTED' },
+    });
+  });
+
+  const crashes: [string, unknown][] = [
+    [
+      'a missing line',
+      {
+        rows: [
+          { line: 1, status: 'ok' },
+          { line: 2, status: 'ok' },
+        ],
+      },
+    ],
+    ['a line it was not given', { rows: [1, 2, 3, 4].map((line) => ({ line, status: 'ok' })) }],
+    ['a line twice', { rows: [1, 2, 2].map((line) => ({ line, status: 'ok' })) }],
+    ['no rows array', { status: 'ok' }],
+    ['an unknown status', { rows: [1, 2, 3].map((line) => ({ line, status: 'done' })) }],
+    [
+      'an output with a line break',
+      { rows: [1, 2, 3].map((line) => ({ line, status: 'ok', outputs: { o: 'a\nb' } })) },
+    ],
+    ['an output named results', { rows: [1, 2, 3].map((line) => ({ line, status: 'ok', outputs: { results: 'a' } })) }],
+  ];
+  for (const [what, reply] of crashes) {
+    it(`treats ${what} as a crash (the chunk is retried whole)`, () => {
+      expect(readChunkReply(reply, given, 1, 3).kind).toBe('crash');
+    });
+  }
+});
