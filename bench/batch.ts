@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
 import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
@@ -49,13 +50,27 @@ export function distributedMap(rows: number, batch = 100, childSeconds = 1): num
   );
 }
 
+/** Resident memory of a process in bytes (Linux), 0 where unknown. */
+function processRss(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 export interface BatchBenchResult {
   scenario: string;
+  profile: string;
   rows: number;
   chunkSize: number;
   wallSeconds: number;
   rowsPerSecond: number;
+  /** The Node process: API, worker and local runtime (and, in the embedded profile, the emulators). */
   peakRssMb: number;
+  /** The aws-local profile's emulators, each in its own process. */
+  emulatorPeakRssMb: Record<string, number>;
   peakHeapMb: number;
   status: string;
   perThousandRows: Record<string, number>;
@@ -68,9 +83,14 @@ export interface BatchBenchResult {
   byOperationPerThousandRows: Record<string, Record<string, number>>;
 }
 
-export async function batchBench(rows: number, chunkSize: number): Promise<BatchBenchResult> {
+export async function batchBench(
+  rows: number,
+  chunkSize: number,
+  profile: 'embedded' | 'aws-local' = 'embedded',
+): Promise<BatchBenchResult> {
   const stack: LocalStack = await startLocalStack({
     port: 0,
+    profile,
     extraFunctions: [{ name: NOOP, handler: noop, timeoutSeconds: 30, memoryMb: 128 }],
     processors: {
       'bench.noop': { target: { type: 'lambda', functionName: NOOP }, timeoutSeconds: 30, maxAttempts: 3 },
@@ -80,11 +100,15 @@ export async function batchBench(rows: number, chunkSize: number): Promise<Batch
   meter.indexes.set(stack.info.tables.jobs, resources.tables.jobs.indexes);
   let peakRss = process.memoryUsage().rss;
   let peakHeap = process.memoryUsage().heapUsed;
+  const emulators: Record<string, number> = {};
   const sampler = setInterval(() => {
     const usage = process.memoryUsage();
     peakRss = Math.max(peakRss, usage.rss);
     peakHeap = Math.max(peakHeap, usage.heapUsed);
-  }, 100);
+    for (const { name, pid } of stack.info.processes) {
+      emulators[name] = Math.max(emulators[name] ?? 0, pid === undefined ? 0 : processRss(pid));
+    }
+  }, 200);
   try {
     const api = (path: string, init?: RequestInit) =>
       fetch(`${stack.info.api}${path}`, init).then(async (r) => ({ status: r.status, body: await r.json() }));
@@ -131,11 +155,15 @@ export async function batchBench(rows: number, chunkSize: number): Promise<Batch
     const perMillion = (v: number) => Number(((v / rows) * 1e6).toFixed(4));
     return {
       scenario: `batch${chunkSize}`,
+      profile,
       rows,
       chunkSize,
       wallSeconds: Number(seconds.toFixed(1)),
       rowsPerSecond: Math.round(rows / seconds),
       peakRssMb: Math.round(peakRss / 1024 / 1024),
+      emulatorPeakRssMb: Object.fromEntries(
+        Object.entries(emulators).map(([k, v]) => [k, Math.round(v / 1024 / 1024)]),
+      ),
       peakHeapMb: Math.round(peakHeap / 1024 / 1024),
       status: job.status,
       perThousandRows: Object.fromEntries(

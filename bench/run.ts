@@ -22,6 +22,8 @@ const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '10000' },
     rows: { type: 'string', default: '1000000' },
+    /** `aws-local` runs DynamoDB Local and moto in their own processes: the Node process is then ours alone. */
+    profile: { type: 'string', default: 'embedded' },
     scenarios: { type: 'string', default: 'queue,http,concurrent100,sequential20,batch100,batch1000,bundles' },
   },
 });
@@ -218,7 +220,11 @@ const batches: BatchBenchResult[] = [];
 for (const chunkSize of [100, 1000]) {
   if (!values.scenarios.split(',').includes(`batch${chunkSize}`)) continue;
   process.stdout.write(`batch${chunkSize}: ${values.rows} rows… `);
-  const result = await batchBench(Number(values.rows), chunkSize);
+  const result = await batchBench(
+    Number(values.rows),
+    chunkSize,
+    values.profile === 'aws-local' ? 'aws-local' : 'embedded',
+  );
   batches.push(result);
   console.log(
     `${result.wallSeconds} s, ${result.rowsPerSecond} rows/s, peak RSS ${result.peakRssMb} MB, $${result.dollarsPerMillionRows.onDemand}/M rows on demand, $${result.dollarsPerMillionRows.provisioned}/M provisioned (Distributed Map ≈ $${result.dollarsPerMillionRows.distributedMapExpress100})`,
