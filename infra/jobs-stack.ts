@@ -91,6 +91,7 @@ export class JobsStack extends Stack {
           partitionKey: { name: index.partitionKey.name, type: attributeType(index.partitionKey.type) },
           sortKey: { name: index.sortKey.name, type: attributeType(index.sortKey.type) },
           projectionType: dynamodb.ProjectionType[index.projection],
+          ...(index.include ? { nonKeyAttributes: index.include } : {}),
         })),
         removalPolicy,
       });

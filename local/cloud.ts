@@ -181,7 +181,10 @@ export function tableInput(table: TableDeclaration, tableName: string): CreateTa
     input.GlobalSecondaryIndexes = table.indexes.map((index) => ({
       IndexName: index.name,
       KeySchema: keySchema(index.partitionKey, index.sortKey),
-      Projection: { ProjectionType: index.projection },
+      Projection: {
+        ProjectionType: index.projection,
+        ...(index.include ? { NonKeyAttributes: index.include } : {}),
+      },
     }));
   }
   input.AttributeDefinitions = [...attributes].map(([AttributeName, AttributeType]) => ({

@@ -16,8 +16,12 @@ export interface IndexDeclaration {
   name: string;
   partitionKey: KeyDeclaration;
   sortKey: KeyDeclaration;
-  /** KEYS_ONLY keeps index writes (billed like table writes) as small as they get. */
-  projection: 'KEYS_ONLY' | 'ALL';
+  /**
+   * KEYS_ONLY keeps index writes (billed like table writes) as small as they get; INCLUDE adds
+   * `include` — only attributes that never change, or every change would rewrite the index entry.
+   */
+  projection: 'KEYS_ONLY' | 'INCLUDE' | 'ALL';
+  include?: string[];
 }
 
 export interface TableDeclaration {
@@ -118,9 +122,25 @@ const tables = {
     partitionKey: { name: 'pk', type: 'S' },
     sortKey: { name: 'sk', type: 'S' },
     ttlAttribute: 'expiresAt',
-    // No index yet: one would cost a write every time a job enters or leaves it (issue 9's meter
-    // put the former sweeper index at a quarter of a single-task job's cost). Find (issue 6) adds its own.
-    indexes: [] as IndexDeclaration[],
+    // Find (GET /v1/jobs, /v1/tasks). Every index write is billed like a table write, so: `byType`
+    // is keyed on attributes that never change (one index write per job, at create); `byStatus`
+    // moves with the status (a delete and a put per change) and is spread over 4 shards so no
+    // status is one hot partition. Tallies and other non-job items carry none of these attributes.
+    indexes: [
+      {
+        name: 'byType',
+        partitionKey: { name: 'sType', type: 'S' },
+        sortKey: { name: 'sOrder', type: 'S' },
+        projection: 'KEYS_ONLY',
+      },
+      {
+        name: 'byStatus',
+        partitionKey: { name: 'sStatus', type: 'S' },
+        sortKey: { name: 'sOrder', type: 'S' },
+        projection: 'INCLUDE',
+        include: ['sType'],
+      },
+    ] as IndexDeclaration[],
   },
 } satisfies Record<string, TableDeclaration>;
 
@@ -148,7 +168,10 @@ const api = {
   routes: [
     'GET /v1/health',
     'POST /v1/jobs',
+    'GET /v1/jobs',
+    'GET /v1/tasks',
     'GET /v1/jobs/{id}',
+    'GET /v1/jobs/{id}/events',
     'POST /v1/jobs/{id}/abort',
     'POST /v1/jobs/{id}/rows',
     'GET /v1/jobs/{id}/rows',

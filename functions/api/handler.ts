@@ -6,10 +6,12 @@ import { z } from 'zod';
 import { wiring } from '../../shared/aws/wiring.js';
 import { ROW_STATUSES } from '../../shared/core/batch.js';
 import { NotFoundError } from '../../shared/core/errors.js';
+import { batchJobEvents, taskJobEvents } from '../../shared/core/events.js';
 import { isTerminal } from '../../shared/core/model.js';
 import type { AnyJob } from '../../shared/core/ports.js';
 import { appendRowsSchema, idempotencyKeySchema, parseOrThrow } from '../../shared/core/schemas.js';
-import { toJobView } from '../../shared/core/view.js';
+import { searchJobsQuerySchema, searchTasksQuerySchema } from '../../shared/core/search.js';
+import { toJobSummary, toJobView, toTaskSummary } from '../../shared/core/view.js';
 import { type ApiEvent, DEFAULT_MAX_BODY_BYTES, httpErrors, jsonBody } from '../../shared/http/middleware.js';
 import { json } from '../../shared/http/responses.js';
 import { engineLog } from '../../shared/lambda/handlers.js';
@@ -22,6 +24,18 @@ type Route = (event: ApiEvent) => Promise<APIGatewayProxyStructuredResultV2>;
 
 const noQuery = z.strictObject({});
 const readQuery = z.strictObject({ wait: z.coerce.number().min(0).max(20).optional() });
+const eventsQuery = z.strictObject({ cursor: z.string().min(1).max(512).optional() });
+const EVENTS_PAGE = 100;
+
+function cursors() {
+  return wiring('api', log).finder.cursors;
+}
+
+async function eventsCursor(cursor: string, id: string): Promise<number> {
+  const { e } = await cursors().open<{ e: number }>(cursor, `events|${id}`);
+  return Number.isInteger(e) && e >= 0 ? e : 0;
+}
+
 const rowsQuery = z.strictObject({
   status: z.enum(ROW_STATUSES).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -72,6 +86,39 @@ const routes: Record<string, Route> = {
     const { engine } = wiring('api', log);
     const { job, created } = await engine.submit(event.json, key);
     return json(created ? 202 : 200, await view(job, { upload: true }), { location: `/v1/jobs/${job.id}` });
+  },
+
+  'GET /v1/jobs': async (event) => {
+    const query = parseOrThrow(searchJobsQuerySchema, event.queryStringParameters ?? {}, 'Query');
+    const { finder, batches } = wiring('api', log);
+    const page = await finder.jobs(query);
+    return json(200, {
+      items: await Promise.all(page.items.map((job) => (job.kind === 'batch' ? batches.view(job) : toJobSummary(job)))),
+      nextCursor: page.nextCursor,
+    });
+  },
+
+  'GET /v1/tasks': async (event) => {
+    const query = parseOrThrow(searchTasksQuerySchema, event.queryStringParameters ?? {}, 'Query');
+    const page = await wiring('api', log).finder.tasks(query);
+    return json(200, {
+      items: page.items.map(({ jobId, jobType, task }) => toTaskSummary(jobId, jobType, task)),
+      nextCursor: page.nextCursor,
+    });
+  },
+
+  'GET /v1/jobs/{id}/events': async (event) => {
+    const { cursor } = parseOrThrow(eventsQuery, event.queryStringParameters ?? {}, 'Query');
+    const { engine, batches } = wiring('api', log);
+    const job = await engine.read(jobId(event));
+    const events = job.kind === 'batch' ? batchJobEvents(job, await batches.tallies(job.id)) : taskJobEvents(job);
+    const from = cursor ? await eventsCursor(cursor, job.id) : 0;
+    const items = events.slice(from, from + EVENTS_PAGE);
+    const next = from + EVENTS_PAGE < events.length ? from + EVENTS_PAGE : null;
+    return json(200, {
+      items,
+      nextCursor: next === null ? null : await cursors().seal({ e: next }, `events|${job.id}`),
+    });
   },
 
   'GET /v1/jobs/{id}': async (event) => {

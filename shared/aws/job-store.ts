@@ -5,6 +5,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { BatchJob } from '../core/batch.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
 import type { AnyJob, JobStore } from '../core/ports.js';
+import { type SearchKeys, searchKeys } from '../core/search.js';
 import { isPayloadRef, type S3PayloadStore } from './payloads.js';
 
 const JOB_SK = 'JOB';
@@ -25,7 +26,7 @@ type JobItem = Omit<Job, 'meta' | 'tasks'> & {
   /** Random per write: tells our own committed write from someone else's when a retried Put is refused. */
   writeId: string;
   expiresAt?: number;
-};
+} & Partial<SearchKeys>;
 
 /** A batch job: its settings and plan inline; user values (meta, context) as JSON text. */
 type BatchItem = Omit<BatchJob, 'meta' | 'batch'> & {
@@ -35,9 +36,9 @@ type BatchItem = Omit<BatchJob, 'meta' | 'batch'> & {
   batch: Omit<BatchJob['batch'], 'context'> & { context: string };
   writeId: string;
   expiresAt?: number;
-};
+} & Partial<SearchKeys>;
 
-type StoredItem = JobItem | BatchItem;
+export type StoredItem = JobItem | BatchItem;
 
 /**
  * Jobs on DynamoDB: one item per job, tasks inside it, so every transition is one conditional
@@ -57,7 +58,13 @@ export class DynamoJobStore implements JobStore {
     private readonly table: string,
     private readonly payloads: S3PayloadStore,
     private readonly retentionDays = DEFAULT_RETENTION_DAYS,
+    /** Retention per job type, where it differs from the default. */
+    private readonly retentionByType: Record<string, number> = {},
   ) {}
+
+  private retention(type: string): number {
+    return this.retentionByType[type] ?? this.retentionDays;
+  }
 
   async create(job: AnyJob): Promise<{ created: true } | { created: false; existing: AnyJob }> {
     const item = await this.encode(job);
@@ -185,10 +192,11 @@ export class DynamoJobStore implements JobStore {
       sk: JOB_SK,
       ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
       batch: { ...batch, context: JSON.stringify(batch.context) },
+      ...searchKeys(job),
       writeId: randomUUID(),
     };
     if (isTerminal(job.status) && job.endedAt) {
-      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retentionDays * 86400;
+      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retention(job.type) * 86400;
     }
     return item;
   }
@@ -213,10 +221,11 @@ export class DynamoJobStore implements JobStore {
       sk: JOB_SK,
       ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
       tasks,
+      ...searchKeys(job),
       writeId: randomUUID(),
     };
     if (isTerminal(job.status) && job.endedAt) {
-      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retentionDays * 86400;
+      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retention(job.type) * 86400;
     }
 
     const offload = async (value: (typeof values)[number]) => {
@@ -257,9 +266,20 @@ function pk(id: string): string {
   return `JOB#${id}`;
 }
 
-function decodeItem(item: StoredItem): AnyJob {
+export function decodeItem(item: StoredItem): AnyJob {
   if (item.kind === 'batch') {
-    const { pk: _pk, sk: _sk, writeId: _write, expiresAt: _expires, meta, batch, ...job } = item as BatchItem;
+    const {
+      pk: _pk,
+      sk: _sk,
+      writeId: _write,
+      expiresAt: _expires,
+      meta,
+      batch,
+      sType: _t,
+      sStatus: _s,
+      sOrder: _o,
+      ...job
+    } = item as BatchItem;
     return {
       ...job,
       ...(meta !== undefined ? { meta: JSON.parse(meta) as Record<string, unknown> } : {}),
@@ -270,7 +290,18 @@ function decodeItem(item: StoredItem): AnyJob {
 }
 
 function fromItem(item: JobItem): Job {
-  const { pk: _pk, sk: _sk, writeId: _write, expiresAt: _expires, meta, tasks, ...job } = item;
+  const {
+    pk: _pk,
+    sk: _sk,
+    writeId: _write,
+    expiresAt: _expires,
+    meta,
+    tasks,
+    sType: _t,
+    sStatus: _s,
+    sOrder: _o,
+    ...job
+  } = item;
   return {
     ...job,
     ...(meta !== undefined ? { meta: JSON.parse(meta) as Record<string, unknown> } : {}),
@@ -282,6 +313,6 @@ function fromItem(item: JobItem): Job {
   };
 }
 
-function isExpired(item: { expiresAt?: number }): boolean {
+export function isExpired(item: { expiresAt?: number }): boolean {
   return item.expiresAt !== undefined && item.expiresAt * 1000 <= Date.now();
 }

@@ -25,9 +25,11 @@ function timeout(message: string): { status: 'error'; error: TaskError; retryabl
 export function classifyReply(reply: unknown): AttemptOutcome {
   const parsed = taskReplySchema.safeParse(reply);
   if (!parsed.success) return crash('processor reply does not match the contract');
-  if (parsed.data.status === 'ok') return { status: 'ok', result: parsed.data.result ?? null };
+  const log = parsed.data.log?.length ? { log: parsed.data.log } : {};
+  if (parsed.data.status === 'ok') return { status: 'ok', result: parsed.data.result ?? null, ...log };
   const error = parsed.data.error ?? {};
   return {
+    ...log,
     status: 'error',
     error: {
       kind: 'error',

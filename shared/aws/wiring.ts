@@ -2,11 +2,14 @@ import { createHash } from 'node:crypto';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { BatchEngine } from '../core/batch-engine.js';
 import { JobEngine } from '../core/engine.js';
+import { Finder } from '../core/find.js';
 import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
+import { Cursors } from '../core/search.js';
 import { resourceEnv, resources } from '../resources.js';
 import { S3BatchFiles } from './batch-files.js';
 import { clients } from './clients.js';
+import { DynamoJobIndex } from './job-index.js';
 import { DynamoJobStore } from './job-store.js';
 import { S3PayloadStore } from './payloads.js';
 import { TargetInvoker } from './processor-invoker.js';
@@ -28,7 +31,22 @@ function positiveNumber(value: string | undefined, fallback: number): number {
 export interface Wiring {
   engine: JobEngine;
   batches: BatchEngine;
+  finder: Finder;
   payloads: S3PayloadStore;
+}
+
+/** `JOB_RETENTION_DAYS_BY_TYPE`: `{"TYPE": days}` where a type keeps its finished jobs longer or shorter. */
+function retentionByType(env: NodeJS.ProcessEnv): Record<string, number> {
+  if (!env.JOB_RETENTION_DAYS_BY_TYPE) return {};
+  const parsed = JSON.parse(env.JOB_RETENTION_DAYS_BY_TYPE) as unknown;
+  if (
+    !parsed ||
+    typeof parsed !== 'object' ||
+    Object.values(parsed).some((d) => !Number.isInteger(d) || (d as number) < 1)
+  ) {
+    throw new Error('JOB_RETENTION_DAYS_BY_TYPE must be a JSON object of whole numbers of days (≥ 1)');
+  }
+  return parsed as Record<string, number>;
 }
 
 /**
@@ -63,7 +81,7 @@ export function wiringFromEnv(
   );
   const table = required(env, resourceEnv.table('jobs'));
   const retentionDays = positiveNumber(env.JOB_RETENTION_DAYS, 30);
-  const store = new DynamoJobStore(doc, table, payloads, retentionDays);
+  const store = new DynamoJobStore(doc, table, payloads, retentionDays, retentionByType(env));
   const processors = ProcessorRegistry.fromJson(env.PROCESSORS ?? '{}', {
     workerTimeoutSeconds: resources.functions.worker.timeoutSeconds,
     maxReceiveCount: resources.queues.work.deadLetter.maxReceiveCount,
@@ -71,6 +89,7 @@ export function wiringFromEnv(
   const queue = new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work')));
   const invoker = new TargetInvoker(lambda, env);
   const leaseMarginSeconds = positiveNumber(env.LEASE_MARGIN_SECONDS, 10);
+  const key = cursorKey(env, table);
   const batches = new BatchEngine({
     store,
     tallies: new DynamoTallyStore(doc, table, retentionDays),
@@ -79,7 +98,7 @@ export function wiringFromEnv(
     invoker,
     processors,
     clock: systemClock,
-    cursorKey: cursorKey(env, table),
+    cursorKey: key,
     leaseMarginSeconds,
     ...(log ? { log } : {}),
   });
@@ -94,7 +113,8 @@ export function wiringFromEnv(
     batches,
     ...(log ? { log } : {}),
   });
-  return { engine, batches, payloads };
+  const finder = new Finder(new DynamoJobIndex(doc, table), new Cursors(key));
+  return { engine, batches, finder, payloads };
 }
 
 const cache = new Map<string, { key: string; wiring: Wiring }>();
@@ -108,7 +128,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_)/.test(
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|JOB_RETENTION)/.test(
           variable,
         ),
       )

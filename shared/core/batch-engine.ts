@@ -814,6 +814,11 @@ export class BatchEngine {
     return payload.l;
   }
 
+  /** A batch's tallies (for its events). */
+  tallies(id: string): Promise<Tally[]> {
+    return this.deps.tallies.all(id);
+  }
+
   // ─── Plumbing ────────────────────────────────────────────────────────────────────────────────
 
   /** A step or chunk whose job is not there (yet): held while young, dropped when old. */

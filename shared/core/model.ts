@@ -51,6 +51,15 @@ export interface Task {
   /** When a RETRYING task is due again. */
   retryAt?: string;
   late?: LateOutcome[];
+  /** Entries the processor added to the job's log through its replies (bounded). */
+  log?: LogEntry[];
+}
+
+export interface LogEntry {
+  at: string;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+  data?: Record<string, unknown>;
 }
 
 export interface Job {

@@ -102,11 +102,28 @@ export type SubmitBatch = z.output<typeof submitBatchSchema>;
 /** `POST /v1/jobs/{id}/rows`. */
 export const appendRowsSchema = z.strictObject({ rows: z.array(z.unknown()).min(1).max(MAX_INLINE_ROWS) });
 
-/** What a Lambda processor replies to a task (API.md, "Processor contract"). */
+/** Log entries a processor may add to its job's update log with any reply (kept per task, bounded). */
+export const MAX_LOG_ENTRIES = 20;
+const logEntries = z
+  .array(
+    z.object({
+      level: z.enum(['info', 'warn', 'error']).default('info'),
+      message: z.string().max(1000),
+      data: z
+        .record(z.string(), z.unknown())
+        .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= 2048, { message: 'at most 2048 bytes' })
+        .optional(),
+    }),
+  )
+  .max(MAX_LOG_ENTRIES)
+  .optional();
+
+/** What a Lambda processor replies to a task (API.md, "Processor contract"), plus optional `log` entries. */
 export const taskReplySchema = z.discriminatedUnion('status', [
-  z.object({ status: z.literal('ok'), result: z.unknown().optional() }),
+  z.object({ status: z.literal('ok'), result: z.unknown().optional(), log: logEntries }),
   z.object({
     status: z.literal('error'),
+    log: logEntries,
     error: z
       .object({
         code: z.string().max(256).optional(),

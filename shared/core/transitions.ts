@@ -177,9 +177,21 @@ function successorsToResend(job: Job, index: number): number[] {
   return job.tasks[index]?.status === 'SUCCEEDED' && successor?.status === 'QUEUED' ? [successor.index] : [];
 }
 
+/** A processor's own log entries, as it sent them with its reply. */
+export type OutcomeLog = { level: 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown> }[];
+
 export type AttemptOutcome =
-  | { status: 'ok'; result: unknown }
-  | { status: 'error'; error: TaskError; retryable: boolean };
+  | { status: 'ok'; result: unknown; log?: OutcomeLog }
+  | { status: 'error'; error: TaskError; retryable: boolean; log?: OutcomeLog };
+
+/** Entries kept per task: the most recent ones. */
+export const MAX_TASK_LOG = 20;
+
+function appendLog(task: Task, log: OutcomeLog | undefined, now: Date): void {
+  if (!log?.length) return;
+  const at = now.toISOString();
+  task.log = [...(task.log ?? []), ...log.map((entry) => ({ at, ...entry }))].slice(-MAX_TASK_LOG);
+}
 
 export type CompleteResult =
   | ({ applied: true; retryDelaySeconds?: number } & Transition)
@@ -232,11 +244,15 @@ export function completeAttempt(
     };
   }
   if (outcome.status === 'ok') {
-    return { applied: true, ...finishTask(job, index, 'SUCCEEDED', now, { result: outcome.result }) };
+    const done = finishTask(job, index, 'SUCCEEDED', now, { result: outcome.result });
+    appendLog(done.job.tasks[index] as Task, outcome.log, now);
+    return { applied: true, ...done };
   }
   const retry = outcome.retryable && attempt < processor.maxAttempts;
   if (!retry) {
-    return { applied: true, ...finishTask(job, index, 'FAILED', now, { error: outcome.error }) };
+    const done = finishTask(job, index, 'FAILED', now, { error: outcome.error });
+    appendLog(done.job.tasks[index] as Task, outcome.log, now);
+    return { applied: true, ...done };
   }
   const delay = backoffDelay(processor.backoff, attempt, random);
   const updated = next(job, now);
@@ -245,6 +261,7 @@ export function completeAttempt(
   retrying.error = bounded(outcome.error);
   retrying.retryAt = seconds(now, delay);
   delete retrying.lease;
+  appendLog(retrying, outcome.log, now);
   return { applied: true, job: updated, enqueue: [], retryDelaySeconds: delay };
 }
 

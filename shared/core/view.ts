@@ -45,3 +45,43 @@ export async function toJobView(job: Job, payloads: PayloadStore) {
 }
 
 export type JobView = Awaited<ReturnType<typeof toJobView>>;
+
+/** A job of tasks as search results show it: everything but the tasks (and so no payload reads). */
+export function toJobSummary(job: Job) {
+  const counts = countTasks(job.tasks);
+  return {
+    id: job.id,
+    type: job.type,
+    name: job.name ?? null,
+    meta: job.meta ?? {},
+    kind: job.kind,
+    strategy: job.strategy,
+    failFast: job.failFast,
+    status: job.status,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    startedAt: job.startedAt ?? null,
+    endedAt: job.endedAt ?? null,
+    counts,
+    progress: progress(counts),
+    ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
+  };
+}
+
+/** A task as task search shows it: where it belongs and how it went, without its input or result. */
+export function toTaskSummary(jobId: string, jobType: string, task: Job['tasks'][number]) {
+  return {
+    id: task.id,
+    jobId,
+    jobType,
+    index: task.index,
+    name: task.name ?? null,
+    processor: task.processor,
+    status: task.status,
+    attempts: task.attempts,
+    error: task.error ?? null,
+    queuedAt: task.queuedAt ?? null,
+    startedAt: task.startedAt ?? null,
+    endedAt: task.endedAt ?? null,
+  };
+}

@@ -53,7 +53,10 @@ describe('the CDK stack', () => {
                 { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
                 { AttributeName: index.sortKey.name, KeyType: 'RANGE' },
               ],
-              Projection: { ProjectionType: index.projection },
+              Projection: {
+                ProjectionType: index.projection,
+                ...(index.include ? { NonKeyAttributes: index.include } : {}),
+              },
             }))
           : Match.absent(),
         Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } })],

@@ -1,0 +1,224 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { ValidationError } from './errors.js';
+import { JOB_STATUSES, type JobStatus, TASK_STATUSES, type TaskStatus } from './model.js';
+import type { AnyJob } from './ports.js';
+
+/**
+ * Find: jobs by type, status, creation time and meta, in creation order, with signed cursors.
+ *
+ * Every job item carries three search keys: `sType` (its type), `sStatus` (its status and a shard)
+ * and `sOrder` (`createdAt#id`, unique and in creation order). Two indexes answer the common paths
+ * without a Scan: `byType` (type → jobs in order) and `byStatus` (status shard → jobs in order, with
+ * `sType` projected so a type filter is applied by DynamoDB). A page merges the partitions it reads
+ * (the shards of a status, or all statuses when none is asked) by `sOrder`; a cursor is simply the
+ * last `sOrder` returned, so every partition resumes from the same point.
+ */
+
+export const STATUS_SHARDS = 4;
+
+export interface SearchKeys {
+  sType: string;
+  sStatus: string;
+  sOrder: string;
+}
+
+export function shardOf(id: string): number {
+  return createHash('sha256').update(id).digest()[0]! % STATUS_SHARDS;
+}
+
+export function searchKeys(job: { id: string; type: string; status: JobStatus; createdAt: string }): SearchKeys {
+  return { sType: job.type, sStatus: `${job.status}#${shardOf(job.id)}`, sOrder: `${job.createdAt}#${job.id}` };
+}
+
+/** One partition of one index: the unit a page reads. */
+export interface IndexPartition {
+  index: 'byType' | 'byStatus';
+  key: string;
+  /** Only entries of this type (byStatus projects `sType`). */
+  type?: string;
+}
+
+/** What the engine needs from the store to search (DynamoDB Query + BatchGetItem in AWS). */
+export interface JobIndex {
+  /**
+   * Entries of a partition with `lo ≤ sOrder ≤ hi`, in `order`, at most `limit` matching ones, after
+   * reading at most `maxPages` pages. `exhausted` tells whether the partition has nothing more in range.
+   */
+  read(
+    partition: IndexPartition,
+    range: { lo: string; hi: string },
+    order: 'asc' | 'desc',
+    limit: number,
+  ): Promise<{ entries: { id: string; order: string }[]; exhausted: boolean; frontier?: string }>;
+  /** The jobs, by id (eventually consistent; missing or expired ones are left out). */
+  load(ids: string[]): Promise<AnyJob[]>;
+}
+
+const META_PREFIX = 'meta.';
+const MAX_META_FILTERS = 10;
+
+const isoTime = z.iso.datetime({ offset: true }).transform((value) => new Date(value).toISOString());
+
+export const searchJobsQuerySchema = z
+  .object({
+    type: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,128}$/)
+      .optional(),
+    status: z.enum(JOB_STATUSES).optional(),
+    createdAfter: isoTime.optional(),
+    createdBefore: isoTime.optional(),
+    order: z.enum(['asc', 'desc']).default('desc'),
+    limit: z.coerce.number().int().min(1).max(100).default(50),
+    cursor: z.string().min(1).max(1024).optional(),
+  })
+  .catchall(z.string())
+  .superRefine((query, ctx) => {
+    const known = new Set(['type', 'status', 'createdAfter', 'createdBefore', 'order', 'limit', 'cursor']);
+    const meta = Object.keys(query).filter((name) => !known.has(name));
+    for (const name of meta) {
+      if (!name.startsWith(META_PREFIX) || name.length === META_PREFIX.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: 'unknown filter (filters: type, status, createdAfter, createdBefore, meta.KEY)',
+        });
+      }
+    }
+    if (meta.length > MAX_META_FILTERS)
+      ctx.addIssue({ code: 'custom', path: ['meta'], message: `at most ${MAX_META_FILTERS} meta filters` });
+    if (query.createdAfter && query.createdBefore && query.createdAfter >= query.createdBefore) {
+      ctx.addIssue({ code: 'custom', path: ['createdAfter'], message: 'must be before createdBefore' });
+    }
+  });
+
+export type SearchJobsQuery = z.output<typeof searchJobsQuerySchema>;
+
+export const searchTasksQuerySchema = z.strictObject({
+  processor: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,128}$/)
+    .optional(),
+  status: z.enum(TASK_STATUSES).optional(),
+  jobType: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,128}$/)
+    .optional(),
+  order: z.enum(['asc', 'desc']).default('desc'),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: z.string().min(1).max(1024).optional(),
+});
+
+export type SearchTasksQuery = z.output<typeof searchTasksQuerySchema>;
+
+export function metaFilters(query: Record<string, unknown>): [string, string][] {
+  return Object.entries(query)
+    .filter(([name]) => name.startsWith(META_PREFIX))
+    .map(([name, value]) => [name.slice(META_PREFIX.length), String(value)]);
+}
+
+/** A meta value matches a query value when it is that string, or that number/boolean/null written out. */
+export function metaMatches(meta: Record<string, unknown> | undefined, filters: [string, string][]): boolean {
+  return filters.every(([key, wanted]) => {
+    const value = meta?.[key];
+    if (value === undefined || (typeof value === 'object' && value !== null)) return false;
+    return (typeof value === 'string' ? value : JSON.stringify(value)) === wanted;
+  });
+}
+
+/** Cursors: `base64url(JSON).mac`, bound to the query they came from. */
+export class Cursors {
+  constructor(private readonly key: () => Promise<string>) {}
+
+  async seal(payload: Record<string, unknown>, fingerprint: string): Promise<string> {
+    const body = Buffer.from(JSON.stringify({ ...payload, q: digest(fingerprint) })).toString('base64url');
+    return `${body}.${mac(body, await this.key())}`;
+  }
+
+  async open<T extends Record<string, unknown>>(cursor: string, fingerprint: string): Promise<T> {
+    const bad = (message: string) => new ValidationError('Bad cursor', [{ path: 'cursor', message }]);
+    const [body, signature, ...rest] = cursor.split('.');
+    if (!body || !signature || rest.length > 0) throw bad('not a cursor this API issued');
+    const expected = Buffer.from(mac(body, await this.key()));
+    const given = Buffer.from(signature);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given))
+      throw bad('not a cursor this API issued');
+    let payload: T & { q?: string };
+    try {
+      payload = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    } catch {
+      throw bad('not a cursor this API issued');
+    }
+    if (payload.q !== digest(fingerprint)) throw bad('the cursor belongs to another query');
+    return payload;
+  }
+}
+
+function mac(body: string, key: string): string {
+  return createHmac('sha256', key).update(body).digest('base64url').slice(0, 22);
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
+}
+
+/** Which index partitions a query reads. */
+export function partitionsFor(query: { type?: string; status?: JobStatus }): IndexPartition[] {
+  if (query.status) {
+    return Array.from({ length: STATUS_SHARDS }, (_, shard) => ({
+      index: 'byStatus' as const,
+      key: `${query.status}#${shard}`,
+      ...(query.type ? { type: query.type } : {}),
+    }));
+  }
+  if (query.type) return [{ index: 'byType', key: query.type }];
+  return JOB_STATUSES.flatMap((status) => partitionsFor({ status }));
+}
+
+/**
+ * One merged run over the partitions from `after` (exclusive) on: up to `limit` entries in order,
+ * and where to go on from. Partitions that stopped before their end (their read budget was spent
+ * on non-matching entries) hold the page back at their frontier, so no entry is ever skipped.
+ */
+export async function mergedPage(
+  index: JobIndex,
+  partitions: IndexPartition[],
+  bounds: { lo: string; hi: string },
+  order: 'asc' | 'desc',
+  limit: number,
+  after: string | undefined,
+): Promise<{ entries: { id: string; order: string }[]; next: string | undefined }> {
+  const range =
+    after === undefined
+      ? bounds
+      : order === 'asc'
+        ? { lo: after > bounds.lo ? after : bounds.lo, hi: bounds.hi }
+        : { lo: bounds.lo, hi: after < bounds.hi ? after : bounds.hi };
+  if (range.lo > range.hi) return { entries: [], next: undefined };
+  const reads = await Promise.all(partitions.map((p) => index.read(p, range, order, limit + 1)));
+  const before = (a: string, b: string) => (order === 'asc' ? a < b : a > b);
+  let frontier: string | undefined;
+  for (const read of reads) {
+    if (!read.exhausted && read.entries.length < limit + 1 && read.frontier !== undefined) {
+      if (frontier === undefined || before(read.frontier, frontier)) frontier = read.frontier;
+    }
+  }
+  const merged = reads
+    .flatMap((read) => read.entries)
+    .filter((entry) => entry.order !== after)
+    .filter((entry) => frontier === undefined || !before(frontier, entry.order))
+    .sort((a, b) => (a.order === b.order ? 0 : before(a.order, b.order) ? -1 : 1));
+  const entries = merged.slice(0, limit);
+  const more = merged.length > limit || reads.some((read) => !read.exhausted);
+  const last = entries.at(-1)?.order;
+  const next = !more ? undefined : entries.length === limit ? last : (frontier ?? last);
+  return { entries, next };
+}
+
+export function timeBounds(query: { createdAfter?: string; createdBefore?: string }): { lo: string; hi: string } {
+  // `createdBefore` is exclusive: `T#id` sorts after `T`, so `hi = T` leaves jobs created at T out.
+  return { lo: query.createdAfter ?? '0', hi: query.createdBefore ?? '9' };
+}
+
+export type { TaskStatus };
