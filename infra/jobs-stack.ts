@@ -147,7 +147,10 @@ export class JobsStack extends Stack {
           ...bucket.expiringPrefixes.map(({ prefix, retention }) => ({
             prefix,
             expiration: Duration.days(
-              retention === 'jobs' ? config.jobRetentionDays + PAYLOAD_MARGIN_DAYS : config.objectRetentionDays,
+              retention === 'jobs'
+                ? Math.max(config.jobRetentionDays, ...Object.values(config.jobRetentionDaysByType)) +
+                    PAYLOAD_MARGIN_DAYS
+                : config.objectRetentionDays,
             ),
           })),
         ],
@@ -192,6 +195,7 @@ export class JobsStack extends Stack {
       STAGE: envName,
       PROCESSORS: JSON.stringify(processors),
       JOB_RETENTION_DAYS: String(config.jobRetentionDays),
+      JOB_RETENTION_DAYS_BY_TYPE: JSON.stringify(config.jobRetentionDaysByType),
       POWERTOOLS_LOG_LEVEL: config.logLevel,
     };
     for (const [key, table] of Object.entries(this.tables))

@@ -25,12 +25,15 @@ const port = Number(process.env.PORT ?? 3000);
 const started = Date.now();
 // The local queues (embedded SQS, moto) keep no messages across a restart: sweep once at start,
 // with no grace, so the jobs that were waiting go on.
-const stack = await startLocalStack({ port, stateDir, profile, handlerEnv: { SWEEP_GRACE_SECONDS: '0' } }).catch(
-  (error: Error) => {
-    console.error(`jobs: ${error.message}`);
-    process.exit(1);
-  },
-);
+const stack = await startLocalStack({
+  port,
+  stateDir,
+  profile,
+  handlerEnv: { SWEEP_GRACE_SECONDS: '0', PURGE_EXPIRED: 'true' },
+}).catch((error: Error) => {
+  console.error(`jobs: ${error.message}`);
+  process.exit(1);
+});
 const { info } = stack;
 
 const lines = [

@@ -151,7 +151,8 @@ const buckets = {
     name: 'data',
     expiringPrefixes: [
       { prefix: 'inputs/', retention: 'objects' },
-      { prefix: 'outputs/', retention: 'objects' },
+      // A batch's outputs live as long as the job that links to them.
+      { prefix: 'outputs/', retention: 'jobs' },
       { prefix: 'payloads/', retention: 'jobs' },
     ],
   },

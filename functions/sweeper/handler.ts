@@ -11,11 +11,17 @@ const log = engineLog(logger);
 /** Seconds past the moment a task's message was due back before it counts as lost. */
 const graceSeconds = () => Number(process.env.SWEEP_GRACE_SECONDS ?? 300);
 
-/** On a schedule: re-send the task messages that a crash between a write and a send lost. */
-export const handler = middy<ScheduledEvent, { jobs: number; resent: number }>()
+/**
+ * On a schedule: re-send the messages that a crash between a write and a send lost. Where the
+ * database has no TTL of its own (the local emulators: `PURGE_EXPIRED=true`), also delete the
+ * items past their retention; in AWS, DynamoDB's TTL deletes them for free.
+ */
+export const handler = middy<ScheduledEvent, { jobs: number; resent: number; purged: number }>()
   .use(injectLambdaContext(logger))
   .handler(async () => {
-    const result = await wiring('sweeper', log).engine.sweep(graceSeconds());
-    logger.info('sweep done', result);
-    return result;
+    const { engine, store } = wiring('sweeper', log);
+    const result = await engine.sweep(graceSeconds());
+    const purged = process.env.PURGE_EXPIRED === 'true' ? await store.purgeExpired(new Date()) : 0;
+    logger.info('sweep done', { ...result, purged });
+    return { ...result, purged };
   });

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  ScanCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { BatchJob } from '../core/batch.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
@@ -171,6 +177,41 @@ export class DynamoJobStore implements JobStore {
       }),
     );
     yield* pages.flat();
+  }
+
+  /**
+   * Deletes items past their retention. DynamoDB's TTL does this for free in AWS; the local
+   * emulators have no TTL, so there the sweeper does it (reads already treat them as gone).
+   */
+  async purgeExpired(now: Date): Promise<number> {
+    let purged = 0;
+    let cursor: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new ScanCommand({
+          TableName: this.table,
+          ProjectionExpression: 'pk, sk',
+          FilterExpression: 'expiresAt <= :now',
+          ExpressionAttributeValues: { ':now': Math.floor(now.getTime() / 1000) },
+          ExclusiveStartKey: cursor,
+        }),
+      );
+      const keys = (page.Items ?? []).map((item) => ({ pk: item.pk, sk: item.sk }));
+      for (let i = 0; i < keys.length; i += 25) {
+        let requests: Record<string, unknown>[] | undefined = keys
+          .slice(i, i + 25)
+          .map((Key) => ({ DeleteRequest: { Key } }));
+        while (requests && requests.length > 0) {
+          const { UnprocessedItems } = await this.doc.send(
+            new BatchWriteCommand({ RequestItems: { [this.table]: requests as never } }),
+          );
+          requests = UnprocessedItems?.[this.table] as Record<string, unknown>[] | undefined;
+        }
+      }
+      purged += keys.length;
+      cursor = page.LastEvaluatedKey;
+    } while (cursor);
+    return purged;
   }
 
   private async readItem(id: string): Promise<StoredItem | undefined> {

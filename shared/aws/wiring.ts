@@ -32,6 +32,7 @@ export interface Wiring {
   engine: JobEngine;
   batches: BatchEngine;
   finder: Finder;
+  store: DynamoJobStore;
   payloads: S3PayloadStore;
 }
 
@@ -114,7 +115,7 @@ export function wiringFromEnv(
     ...(log ? { log } : {}),
   });
   const finder = new Finder(new DynamoJobIndex(doc, table), new Cursors(key));
-  return { engine, batches, finder, payloads };
+  return { engine, batches, finder, store, payloads };
 }
 
 const cache = new Map<string, { key: string; wiring: Wiring }>();

@@ -2,13 +2,14 @@ import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../../local/stack.js';
 import { clients } from '../../../shared/aws/clients.js';
+import { DynamoJobIndex } from '../../../shared/aws/job-index.js';
 import { DynamoJobStore } from '../../../shared/aws/job-store.js';
 import { S3PayloadStore } from '../../../shared/aws/payloads.js';
 import { JobEngine } from '../../../shared/core/engine.js';
 import type { ProcessorInvoker, TaskRequest, WorkQueue } from '../../../shared/core/ports.js';
 import { ProcessorRegistry } from '../../../shared/core/processors.js';
 import type { AttemptOutcome } from '../../../shared/core/transitions.js';
-import { createJob } from '../../../shared/core/transitions.js';
+import { abortJob, createJob } from '../../../shared/core/transitions.js';
 import { startTestStack } from '../../support/stack.js';
 
 let stack: LocalStack;
@@ -223,5 +224,29 @@ describe('a task message that overtakes its job', () => {
       delaySeconds: 2,
     });
     expect(await engine.runTask(message, { messageId: 'm', sentAt: Date.now() - 120_000 })).toEqual({ kind: 'done' });
+  });
+});
+
+describe('retention', () => {
+  it('treats a job past its retention as gone (read, search) and the local sweeper deletes it', async () => {
+    const longAgo = new Date(Date.now() - 40 * 86400_000);
+    const created = createJob(
+      { type: 'old-news', strategy: 'sequential', failFast: false, tasks: [{ processor: 'p', input: 1 }] },
+      { jobId: 'retained-1', taskIds: ['retained-1.0'] },
+      longAgo,
+      { requestHash: 'h' },
+    ).job;
+    const finished = abortJob(created, longAgo).job;
+    // Kept 30 days by type, past that now; a fresh one of another type stays.
+    const store30 = new DynamoJobStore(clients().doc, stack.info.tables.jobs, payloads, 365, { 'old-news': 30 });
+    await store30.create(finished);
+    await store30.create(newJob('retained-2'));
+    expect(await store30.read('retained-1')).toBeUndefined();
+    const index = new DynamoJobIndex(clients().doc, stack.info.tables.jobs);
+    expect(await index.load(['retained-1', 'retained-2'])).toHaveLength(1);
+    expect(await store30.purgeExpired(new Date())).toBeGreaterThanOrEqual(1);
+    const { Items = [] } = await clients().doc.send(new ScanCommand({ TableName: stack.info.tables.jobs }));
+    expect(Items.map((i) => i.pk)).not.toContain('JOB#retained-1');
+    expect(Items.map((i) => i.pk)).toContain('JOB#retained-2');
   });
 });
