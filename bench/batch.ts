@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { Readable } from 'node:stream';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
 import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
@@ -120,13 +121,15 @@ export async function batchBench(
     if (created.status !== 202) throw new Error(`submit answered ${created.status}`);
     const id = created.body.id as string;
     // The upload is the caller's own traffic: not metered.
-    const body = Readable.from(lines(rows));
-    const put = await fetch(created.body.batch.upload.url, {
-      method: 'PUT',
-      body: Readable.toWeb(body) as ReadableStream,
-      duplex: 'half',
-    } as RequestInit);
-    if (put.status !== 200) throw new Error(`upload answered ${put.status}`);
+    const status = await new Promise<number>((resolve, reject) => {
+      const put = request(created.body.batch.upload.url, { method: 'PUT' }, (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+      });
+      put.on('error', reject);
+      Readable.from(lines(rows)).pipe(put);
+    });
+    if (status !== 200) throw new Error(`upload answered ${status}`);
     installMeter(meter);
     const started = performance.now();
     await api(`/v1/jobs/${id}/release`, { method: 'POST' });

@@ -24,7 +24,10 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '1000000' },
     /** `aws-local` runs DynamoDB Local and moto in their own processes: the Node process is then ours alone. */
     profile: { type: 'string', default: 'embedded' },
-    scenarios: { type: 'string', default: 'queue,http,concurrent100,sequential20,batch100,batch1000,bundles' },
+    scenarios: {
+      type: 'string',
+      default: 'queue,queue-nofind,http,concurrent100,sequential20,batch100,batch1000,bundles',
+    },
   },
 });
 const JOBS = Number(values.jobs);
@@ -33,6 +36,8 @@ process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
 
 interface Scenario {
   name: string;
+  /** Extra handler environment, e.g. Find switched off. */
+  env?: Record<string, string>;
   jobs: number;
   tasksPerJob: number;
   body: (i: number) => Record<string, unknown>;
@@ -42,6 +47,7 @@ interface Scenario {
 const echoJob = (i: number) => ({ type: 'bench', tasks: [{ processor: 'demo.echo', input: { i } }] });
 const all: Scenario[] = [
   { name: 'queue', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'queue' },
+  { name: 'queue-nofind', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'queue', env: { SEARCH_INDEX: 'off' } },
   { name: 'http', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'http' },
   {
     name: 'concurrent100',
@@ -91,7 +97,7 @@ async function finished(stack: LocalStack, doc: DynamoDBDocumentClient): Promise
 }
 
 async function run(scenario: Scenario) {
-  const stack = await startLocalStack({ port: 0 });
+  const stack = await startLocalStack({ port: 0, ...(scenario.env ? { handlerEnv: scenario.env } : {}) });
   const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}));
   const sqs = new SQSClient({});
   const meter = new Meter();

@@ -25,6 +25,8 @@ export const environmentSchema = z.strictObject({
   logRetentionDays: z.number().int().positive().default(30),
   /** Finished jobs and their idempotency keys (DynamoDB TTL). At least a day, so replays are recognised. */
   jobRetentionDays: z.number().int().min(1).default(30),
+  /** Find's indexes (GET /v1/jobs, /v1/tasks): ~4 index writes per single-task job; false turns Find off. */
+  searchIndex: z.boolean().default(true),
   /** Types whose finished jobs are kept longer or shorter than `jobRetentionDays`. */
   jobRetentionDaysByType: z.record(z.string(), z.number().int().min(1)).default({}),
   /** Batch inputs, outputs and large payloads in S3 (lifecycle rule). */

@@ -196,6 +196,7 @@ export class JobsStack extends Stack {
       PROCESSORS: JSON.stringify(processors),
       JOB_RETENTION_DAYS: String(config.jobRetentionDays),
       JOB_RETENTION_DAYS_BY_TYPE: JSON.stringify(config.jobRetentionDaysByType),
+      SEARCH_INDEX: config.searchIndex ? 'on' : 'off',
       POWERTOOLS_LOG_LEVEL: config.logLevel,
     };
     for (const [key, table] of Object.entries(this.tables))

@@ -66,6 +66,8 @@ export class DynamoJobStore implements JobStore {
     private readonly retentionDays = DEFAULT_RETENTION_DAYS,
     /** Retention per job type, where it differs from the default. */
     private readonly retentionByType: Record<string, number> = {},
+    /** Find's index keys on job items; off saves their index writes (and turns Find off). */
+    private readonly search = true,
   ) {}
 
   private retention(type: string): number {
@@ -233,7 +235,7 @@ export class DynamoJobStore implements JobStore {
       sk: JOB_SK,
       ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
       batch: { ...batch, context: JSON.stringify(batch.context) },
-      ...searchKeys(job),
+      ...(this.search ? searchKeys(job) : {}),
       writeId: randomUUID(),
     };
     if (isTerminal(job.status) && job.endedAt) {
@@ -262,7 +264,7 @@ export class DynamoJobStore implements JobStore {
       sk: JOB_SK,
       ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
       tasks,
-      ...searchKeys(job),
+      ...(this.search ? searchKeys(job) : {}),
       writeId: randomUUID(),
     };
     if (isTerminal(job.status) && job.endedAt) {

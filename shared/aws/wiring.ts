@@ -82,7 +82,8 @@ export function wiringFromEnv(
   );
   const table = required(env, resourceEnv.table('jobs'));
   const retentionDays = positiveNumber(env.JOB_RETENTION_DAYS, 30);
-  const store = new DynamoJobStore(doc, table, payloads, retentionDays, retentionByType(env));
+  const search = env.SEARCH_INDEX !== 'off';
+  const store = new DynamoJobStore(doc, table, payloads, retentionDays, retentionByType(env), search);
   const processors = ProcessorRegistry.fromJson(env.PROCESSORS ?? '{}', {
     workerTimeoutSeconds: resources.functions.worker.timeoutSeconds,
     maxReceiveCount: resources.queues.work.deadLetter.maxReceiveCount,
@@ -114,7 +115,7 @@ export function wiringFromEnv(
     batches,
     ...(log ? { log } : {}),
   });
-  const finder = new Finder(new DynamoJobIndex(doc, table), new Cursors(key));
+  const finder = new Finder(new DynamoJobIndex(doc, table), new Cursors(key), search);
   return { engine, batches, finder, store, payloads };
 }
 
@@ -129,7 +130,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|JOB_RETENTION)/.test(
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|JOB_RETENTION|SEARCH_INDEX)/.test(
           variable,
         ),
       )

@@ -69,8 +69,9 @@ const UPLOAD_URL_SECONDS = 3600;
 const DOWNLOAD_URL_SECONDS = 3600;
 /** A step message for a job not written yet (it is sent just before) is held this long, then dropped. */
 const UNBORN_GRACE_MS = 60_000;
-/** Chunk messages the planner keeps in flight (10 per SQS request). */
-const PLAN_SEND_WINDOW = 200;
+/** What the planner gathers before sending (10 messages per SQS request): memory stays flat. */
+const PLAN_SEND_MESSAGES = 100;
+const PLAN_SEND_BYTES = 2 * 1024 * 1024;
 /** Chunk outcome files the rows route reads per page at most (then it answers with a cursor). */
 const ROWS_PAGE_CHUNKS = 20;
 /** SQS holds back a new message for at most 15 minutes. */
@@ -321,12 +322,14 @@ export class BatchEngine {
     const { chunkSize } = job.batch;
     const chunks = job.batch.plan!.chunks;
     let pending: ChunkMessage[] = [];
+    let pendingBytes = 0;
     let current: ChunkRow[] = [];
     let sent = 0;
     const flush = async (force: boolean) => {
-      if (pending.length >= PLAN_SEND_WINDOW || (force && pending.length > 0)) {
+      if (pending.length >= PLAN_SEND_MESSAGES || pendingBytes >= PLAN_SEND_BYTES || (force && pending.length > 0)) {
         const out = pending;
         pending = [];
+        pendingBytes = 0;
         await this.deps.queue.send(out);
       }
     };
@@ -337,7 +340,9 @@ export class BatchEngine {
       current = [];
       if (skip.has(index)) return;
       const message: ChunkMessage = { jobId: job.id, chunk: index, chunks, attempt: 1, rows: rowsOfChunk };
-      if (Buffer.byteLength(JSON.stringify(rowsOfChunk)) > MAX_ROWS_IN_MESSAGE) {
+      const bytes = Buffer.byteLength(JSON.stringify(rowsOfChunk));
+      pendingBytes += Math.min(bytes, MAX_ROWS_IN_MESSAGE);
+      if (bytes > MAX_ROWS_IN_MESSAGE) {
         const key = `inputs/${job.id}/chunks/${index}.json`;
         await this.deps.files.putJson(key, rowsOfChunk);
         delete message.rows;

@@ -1,3 +1,4 @@
+import { InvalidStateError } from './errors.js';
 import type { Job } from './model.js';
 import type { AnyJob } from './ports.js';
 import {
@@ -26,13 +27,21 @@ export class Finder {
   constructor(
     private readonly index: JobIndex,
     readonly cursors: Cursors,
+    private readonly enabled = true,
   ) {}
+
+  private ensureEnabled(): void {
+    if (!this.enabled) {
+      throw new InvalidStateError('Find is switched off in this deployment (SEARCH_INDEX=off saves its index writes)');
+    }
+  }
 
   /**
    * A page of jobs. Meta filters and expiry are checked on the loaded jobs, so a page may hold
    * fewer than `limit` jobs and still carry a cursor: read on while `nextCursor` is not null.
    */
   async jobs(query: SearchJobsQuery): Promise<{ items: AnyJob[]; nextCursor: string | null }> {
+    this.ensureEnabled();
     const meta = metaFilters(query);
     const fingerprint = JSON.stringify([
       'jobs',
@@ -71,6 +80,7 @@ export class Finder {
    * many jobs per page (the README says what that costs).
    */
   async tasks(query: SearchTasksQuery): Promise<{ items: TaskSummary[]; nextCursor: string | null }> {
+    this.ensureEnabled();
     const fingerprint = JSON.stringify(['tasks', query.processor, query.status, query.jobType, query.order]);
     const position = query.cursor
       ? await this.cursors.open<{ o: string; t?: number }>(query.cursor, fingerprint)

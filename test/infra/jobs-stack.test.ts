@@ -120,7 +120,9 @@ describe('the CDK stack', () => {
       LifecycleConfiguration: {
         Rules: Match.arrayWith([
           Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
-          Match.objectLike({ Prefix: 'outputs/', ExpirationInDays: 7 }),
+          Match.objectLike({ Prefix: 'inputs/', ExpirationInDays: 7 }),
+          // Batch outputs live as long as the jobs linking to them (7 days) plus the 30-day margin.
+          Match.objectLike({ Prefix: 'outputs/', ExpirationInDays: 37 }),
         ]),
       },
     });
