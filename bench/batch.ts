@@ -122,10 +122,17 @@ export async function batchBench(
     const id = created.body.id as string;
     // The upload is the caller's own traffic: not metered.
     const status = await new Promise<number>((resolve, reject) => {
-      const put = request(created.body.batch.upload.url, { method: 'PUT' }, (response) => {
-        response.resume();
-        response.on('end', () => resolve(response.statusCode ?? 0));
-      });
+      // S3 wants a presigned PUT's length up front: count the bytes first (the rows are generated).
+      let length = 0;
+      for (const piece of lines(rows)) length += Buffer.byteLength(piece);
+      const put = request(
+        created.body.batch.upload.url,
+        { method: 'PUT', headers: { 'content-length': length } },
+        (response) => {
+          response.resume();
+          response.on('end', () => resolve(response.statusCode ?? 0));
+        },
+      );
       put.on('error', reject);
       Readable.from(lines(rows)).pipe(put);
     });
