@@ -59,4 +59,34 @@ describe('under injected AWS faults (5% throttling/5xx, up to 20 ms latency)', (
     injectFaults(undefined);
     await eventually(async () => (await queueDepth(stack, 'work')) === 0 || undefined, 30_000);
   }, 180_000);
+
+  it('counts every batch row once and writes every output line once', async () => {
+    const api = apiClient(stack);
+    injectFaults({ rate: 0.05, latencyMs: 20 });
+    const rows = Array.from({ length: 300 }, (_, i) => (i % 97 === 5 ? { n: i + 1, fail: true } : { n: i + 1 }));
+    const reply = await eventually(async () => {
+      const r = await api.submit(
+        { type: 'batch', batch: { processor: 'demo.rows', rows, chunkSize: 10, maxFailedRows: 10 } },
+        { 'Idempotency-Key': 'faulty-batch' },
+      );
+      return r.status === 202 || r.status === 200 ? r : undefined;
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: the batch view as a user reads it
+    const job: any = await eventually(async () => {
+      // biome-ignore lint/suspicious/noExplicitAny: the batch view as a user reads it
+      const { body }: { body: any } = await api.get(reply.body.id, 5).catch(() => ({ body: undefined }));
+      return body?.batch?.finalized ? body : undefined;
+    }, 120_000);
+    const failures = injected.failures;
+    injectFaults(undefined);
+    expect(failures).toBeGreaterThan(0);
+    expect(job.status).toBe('SUCCEEDED');
+    expect(job.counts).toMatchObject({ total: 300, succeeded: 296, failed: 4, aborted: 0, pending: 0 });
+    const results = (await (await fetch(job.batch.outputs.results.url)).text()).trim().split('\n');
+    expect(results.map((line) => JSON.parse(line).line)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    const echo = (await (await fetch(job.batch.outputs.echo.url)).text()).trim().split('\n');
+    expect(new Set(echo).size).toBe(296);
+    console.log(`FAULTS batch: ${failures} injected, 0 violations`);
+    await eventually(async () => (await queueDepth(stack, 'work')) === 0 || undefined, 30_000);
+  }, 180_000);
 });
