@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The slow fault scenarios (10,000 submissions at once) run in `npm run test:faults` only.
+    exclude: process.env.SLOW_FAULTS === '1' ? ['**/node_modules/**'] : ['**/node_modules/**', 'test/faults/slow/**'],
     // Each file boots its own local stack; forks keep their process.env apart.
     pool: 'forks',
     testTimeout: 30_000,

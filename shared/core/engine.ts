@@ -206,9 +206,14 @@ export class JobEngine {
     hooks: { onLease?: (seconds: number) => Promise<void>; signal?: AbortSignal } = {},
   ): Promise<TaskVerdict> {
     const { jobId, task: index } = message;
+    // In a sequential job only the running task's message writes, so the job read to start it is
+    // still current when it ends (an abort or a duplicate would make the write conflict and re-read):
+    // the completion is written on it, saving a read per task.
+    let basis: Job | undefined;
     const starting = this.update(
       jobId,
       (job) => {
+        basis = job.strategy === 'sequential' ? job : undefined;
         const task = job.tasks[index];
         if (!task) return { value: { action: 'drop' as const, reason: 'no such task', enqueue: [] } };
         const processor = this.deps.processors.get(task.processor);
@@ -275,6 +280,7 @@ export class JobEngine {
         return { write: d.action === 'run' ? d.job : undefined, value: d };
       }).catch(() => undefined);
       if (decision?.action !== 'run') return;
+      if (basis) basis = decision.job;
       recorded = true;
       attempt = decision.attempt;
       this.log('info', 'task running', { jobId, taskId: task.id, attempt });
@@ -327,26 +333,30 @@ export class JobEngine {
     let disposable = true;
     let leaseIsOurs = false;
     let comeBackIn = 1;
-    const completed = await this.update(jobId, (current) => {
-      const now = this.deps.clock.now();
-      const result = recorded
-        ? completeAttempt(current, index, attempt, final, processor, now, Math.random, delivery.messageId)
-        : completeUnrecorded(current, index, delivery, final, processor, startedAt, now, this.leaseMargin);
-      // Delete this message only when nothing needs it: the task is over, or another message holds
-      // its live lease (ours is a duplicate). A retrying task's message must come back.
-      const fresh = current.tasks[index];
-      disposable =
-        isTerminal(current.status) ||
-        !fresh ||
-        isTerminal(fresh.status) ||
-        (fresh.status === 'RUNNING' &&
-          fresh.lease !== undefined &&
-          fresh.lease.messageId !== delivery.messageId &&
-          Date.parse(fresh.lease.until) > now.getTime());
-      leaseIsOurs = fresh?.lease?.messageId === delivery.messageId;
-      if (fresh?.retryAt) comeBackIn = Math.max(1, Math.ceil((Date.parse(fresh.retryAt) - now.getTime()) / 1000));
-      return { write: result.job, value: result };
-    });
+    const completed = await this.update(
+      jobId,
+      (current) => {
+        const now = this.deps.clock.now();
+        const result = recorded
+          ? completeAttempt(current, index, attempt, final, processor, now, Math.random, delivery.messageId)
+          : completeUnrecorded(current, index, delivery, final, processor, startedAt, now, this.leaseMargin);
+        // Delete this message only when nothing needs it: the task is over, or another message holds
+        // its live lease (ours is a duplicate). A retrying task's message must come back.
+        const fresh = current.tasks[index];
+        disposable =
+          isTerminal(current.status) ||
+          !fresh ||
+          isTerminal(fresh.status) ||
+          (fresh.status === 'RUNNING' &&
+            fresh.lease !== undefined &&
+            fresh.lease.messageId !== delivery.messageId &&
+            Date.parse(fresh.lease.until) > now.getTime());
+        leaseIsOurs = fresh?.lease?.messageId === delivery.messageId;
+        if (fresh?.retryAt) comeBackIn = Math.max(1, Math.ceil((Date.parse(fresh.retryAt) - now.getTime()) / 1000));
+        return { write: result.job, value: result };
+      },
+      { missing: 'throw', first: basis },
+    );
     if (!completed.applied) {
       this.log('warn', `outcome not applied: ${completed.reason}`, { jobId, taskId: task.id, attempt });
       if (recorded) return completed.superseded ? { kind: 'keep' } : { kind: 'done' };
@@ -426,17 +436,17 @@ export class JobEngine {
   private async update<T>(
     id: string,
     apply: (job: Job) => { write?: Job; value: T },
-    options?: { missing: 'throw' },
+    options?: { missing: 'throw'; first?: Job },
   ): Promise<T>;
   private async update<T>(
     id: string,
     apply: (job: Job) => { write?: Job; value: T },
-    options: { missing: 'undefined' },
+    options: { missing: 'undefined'; first?: Job },
   ): Promise<T | undefined>;
   private async update<T>(
     id: string,
     apply: (job: Job) => { write?: Job; value: T },
-    options: { missing: 'throw' | 'undefined' } = { missing: 'throw' },
+    options: { missing: 'throw' | 'undefined'; first?: Job } = { missing: 'throw' },
   ): Promise<T | undefined> {
     // Updates of one job from this process take turns: they would only conflict with each other.
     const previous = this.turns.get(id) ?? Promise.resolve();
@@ -447,7 +457,8 @@ export class JobEngine {
     await previous;
     try {
       for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
-        const job = await this.deps.store.get(id);
+        // `first`: a job the caller knows to be current; a conflict means it was not, and we read.
+        const job = conflicts === 0 && options.first ? options.first : await this.deps.store.get(id);
         if (!job) {
           if (options.missing === 'undefined') return undefined;
           throw new NotFoundError(`No job ${id}`);
