@@ -54,8 +54,15 @@ export function apiClient(stack: LocalStack) {
 export async function tableItems(stack: LocalStack): Promise<Record<string, unknown>[]> {
   const { doc } = createClients();
   try {
-    const { Items = [] } = await doc.send(new ScanCommand({ TableName: stack.info.tables.jobs }));
-    return Items;
+    // Every page: a Scan answers at most 1 MB at a time.
+    const items: Record<string, unknown>[] = [];
+    let cursor: Record<string, unknown> | undefined;
+    do {
+      const page = await doc.send(new ScanCommand({ TableName: stack.info.tables.jobs, ExclusiveStartKey: cursor }));
+      items.push(...(page.Items ?? []));
+      cursor = page.LastEvaluatedKey;
+    } while (cursor);
+    return items;
   } finally {
     doc.destroy();
   }
