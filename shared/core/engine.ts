@@ -46,6 +46,9 @@ export type TaskVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: numb
 /** How long a task message may wait for its job to be written before it counts as an orphan. */
 export const UNBORN_JOB_GRACE_MS = 60_000;
 
+/** How long a worker waits before its one second look for a job that was not written yet. */
+const UNBORN_LOOK_AGAIN_MS = 250;
+
 /** A job item holds all its tasks: without inputs it must stay well inside DynamoDB's 400 KB. */
 export const MAX_JOB_SKELETON_BYTES = 200_000;
 
@@ -204,6 +207,8 @@ export class JobEngine {
     message: { jobId: string; task: number },
     delivery: Delivery,
     hooks: { onLease?: (seconds: number) => Promise<void>; signal?: AbortSignal } = {},
+    /** Set on the second look at a job that was not there yet. */
+    lookedAgain = false,
   ): Promise<TaskVerdict> {
     const { jobId, task: index } = message;
     // In a sequential job only the running task's message writes, so the job read to start it is
@@ -246,7 +251,15 @@ export class JobEngine {
       // Messages are sent just before their job is written: a young one may have overtaken it.
       const age =
         delivery.sentAt === undefined ? Number.POSITIVE_INFINITY : this.deps.clock.now().getTime() - delivery.sentAt;
-      if (age < UNBORN_JOB_GRACE_MS) return { kind: 'retry', delaySeconds: 2 };
+      if (age < UNBORN_JOB_GRACE_MS) {
+        // Usually the job's write lands a moment later: one more look is cheaper than sending the
+        // message round again (a visibility change, a receive, a read and an invocation).
+        if (!lookedAgain) {
+          await new Promise((r) => setTimeout(r, UNBORN_LOOK_AGAIN_MS));
+          return this.runTask(message, delivery, hooks, true);
+        }
+        return { kind: 'retry', delaySeconds: 2 };
+      }
       this.log('warn', 'message for an unknown job dropped', { jobId, task: index });
       return { kind: 'done' };
     }
