@@ -311,18 +311,7 @@ function pk(id: string): string {
 
 export function decodeItem(item: StoredItem): AnyJob {
   if (item.kind === 'batch') {
-    const {
-      pk: _pk,
-      sk: _sk,
-      writeId: _write,
-      expiresAt: _expires,
-      meta,
-      batch,
-      sType: _t,
-      sStatus: _s,
-      sOrder: _o,
-      ...job
-    } = item as BatchItem;
+    const { meta, batch, ...job } = withoutStorage(item as BatchItem);
     return {
       ...job,
       ...(meta !== undefined ? { meta: JSON.parse(meta) as Record<string, unknown> } : {}),
@@ -332,19 +321,14 @@ export function decodeItem(item: StoredItem): AnyJob {
   return fromItem(item as JobItem);
 }
 
+/** The item without what only storage needs: keys, write id, TTL and search keys. */
+function withoutStorage<T extends StoredItem>(item: T) {
+  const { pk: _pk, sk: _sk, writeId: _write, expiresAt: _expires, sType: _t, sStatus: _s, sOrder: _o, ...rest } = item;
+  return rest;
+}
+
 function fromItem(item: JobItem): Job {
-  const {
-    pk: _pk,
-    sk: _sk,
-    writeId: _write,
-    expiresAt: _expires,
-    meta,
-    tasks,
-    sType: _t,
-    sStatus: _s,
-    sOrder: _o,
-    ...job
-  } = item;
+  const { meta, tasks, ...job } = withoutStorage(item);
   return {
     ...job,
     ...(meta !== undefined ? { meta: JSON.parse(meta) as Record<string, unknown> } : {}),

@@ -32,7 +32,16 @@ import {
 } from './errors.js';
 import { jobIdForKey, newJobId, requestHash } from './ids.js';
 import { isTerminal, type TaskError } from './model.js';
-import type { AnyJob, BatchFiles, Clock, JobStore, ProcessorInvoker, TallyStore, WorkQueue } from './ports.js';
+import {
+  type AnyJob,
+  type BatchFiles,
+  type Clock,
+  type JobStore,
+  type ProcessorInvoker,
+  processorJobView,
+  type TallyStore,
+  type WorkQueue,
+} from './ports.js';
 import type { ProcessorRegistry } from './processors.js';
 import type { ChunkMessage, SubmitBatch } from './schemas.js';
 
@@ -419,12 +428,7 @@ export class BatchEngine {
         call = await this.deps.invoker.invokeChunk(
           processor,
           {
-            job: {
-              id: job.id,
-              type: job.type,
-              ...(job.name !== undefined ? { name: job.name } : {}),
-              ...(job.meta !== undefined ? { meta: job.meta } : {}),
-            },
+            job: processorJobView(job),
             chunk: {
               index: chunk,
               attempt,

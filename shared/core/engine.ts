@@ -2,7 +2,15 @@ import type { BatchEngine, PreparedBatch } from './batch-engine.js';
 import { IdempotencyMismatchError, NotFoundError, UnknownProcessorError, ValidationError } from './errors.js';
 import { jobIdForKey, newJobId, requestHash, taskId } from './ids.js';
 import { isTerminal, type Job } from './model.js';
-import type { AnyJob, Clock, JobStore, PayloadStore, ProcessorInvoker, WorkQueue } from './ports.js';
+import {
+  type AnyJob,
+  type Clock,
+  type JobStore,
+  type PayloadStore,
+  type ProcessorInvoker,
+  processorJobView,
+  type WorkQueue,
+} from './ports.js';
 import type { ProcessorRegistry } from './processors.js';
 import { parseOrThrow, type SubmitTasks, submitBatchSchema, submitTasksSchema } from './schemas.js';
 import {
@@ -311,12 +319,7 @@ export class JobEngine {
       outcome = await this.deps.invoker.invoke(
         processor,
         {
-          job: {
-            id: job.id,
-            type: job.type,
-            ...(job.name !== undefined ? { name: job.name } : {}),
-            ...(job.meta !== undefined ? { meta: job.meta } : {}),
-          },
+          job: processorJobView(job),
           task: {
             id: task.id,
             ...(task.name !== undefined ? { name: task.name } : {}),

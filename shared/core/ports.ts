@@ -77,6 +77,16 @@ export interface ProcessorJobView {
   meta?: Record<string, unknown>;
 }
 
+/** What a processor is told about the job it works for (either kind). */
+export function processorJobView(job: ProcessorJobView): ProcessorJobView {
+  return {
+    id: job.id,
+    type: job.type,
+    ...(job.name !== undefined ? { name: job.name } : {}),
+    ...(job.meta !== undefined ? { meta: job.meta } : {}),
+  };
+}
+
 export interface TaskRequest {
   job: ProcessorJobView;
   task: { id: string; name?: string; processor: string; attempt: number; input: unknown };

@@ -7,23 +7,8 @@ import type { PayloadStore } from './ports.js';
  * too late to count (a stale attempt, or after an abort).
  */
 export async function toJobView(job: Job, payloads: PayloadStore) {
-  const counts = countTasks(job.tasks);
   return {
-    id: job.id,
-    type: job.type,
-    name: job.name ?? null,
-    meta: job.meta ?? {},
-    kind: job.kind,
-    strategy: job.strategy,
-    failFast: job.failFast,
-    status: job.status,
-    createdAt: job.createdAt,
-    updatedAt: job.updatedAt,
-    startedAt: job.startedAt ?? null,
-    endedAt: job.endedAt ?? null,
-    counts,
-    progress: progress(counts),
-    ...(job.idempotencyKey !== undefined ? { idempotencyKey: job.idempotencyKey } : {}),
+    ...toJobSummary(job),
     tasks: await Promise.all(
       job.tasks.map(async (task) => ({
         id: task.id,
