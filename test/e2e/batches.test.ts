@@ -237,6 +237,34 @@ describe('batches over HTTP with demo.rows', () => {
   });
 });
 
+describe('batches from the submit queue', () => {
+  it('runs a batch sent as a queue message; the same key over HTTP finds the same job', async () => {
+    const body = { type: 'queued-batch', batch: { processor: 'demo.rows', rows: rowsOf(30), chunkSize: 8 } };
+    const sqs = new SQSClient({});
+    try {
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: stack.info.queues.submit?.url,
+          MessageBody: JSON.stringify(body),
+          MessageAttributes: { IdempotencyKey: { DataType: 'String', StringValue: 'queued-batch-1' } },
+        }),
+      );
+    } finally {
+      sqs.destroy();
+    }
+    const replay = await eventually(async () => {
+      const reply = await api.submit(body, { 'Idempotency-Key': 'queued-batch-1' });
+      return reply.status === 200 ? reply : undefined;
+    });
+    const job = await settle((replay.body as Batch).id);
+    expect(job).toMatchObject({ type: 'queued-batch', status: 'SUCCEEDED', counts: { total: 30, succeeded: 30 } });
+    expect(job.batch.chunks).toEqual({ total: 4, done: 4 });
+    // Same key, other body: refused.
+    const other = await api.submit({ ...body, type: 'other' }, { 'Idempotency-Key': 'queued-batch-1' });
+    expect(other.status).toBe(409);
+  });
+});
+
 describe("bad batch input is refused with the contract's error and writes nothing", () => {
   const refused: [string, unknown, string][] = [
     [
