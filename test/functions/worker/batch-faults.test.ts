@@ -118,13 +118,13 @@ describe('a batch under faults gives the same counts and files as a clean run', 
     try {
       calls.length = 0;
       expect(await runBatch(stack)).toEqual(clean);
-      await eventually(async () => (await queueDepth(stack, 'work')) === 0 || undefined, 30_000);
+      await eventually(async () => (await queueDepth(stack, 'work')) === 0 || undefined, 90_000);
       // The duplicates were real: chunks were handed to the processor more than once.
       expect(calls.length).toBeGreaterThan(15 + 7);
     } finally {
       await stack.stop();
     }
-  }, 90_000);
+  }, 180_000);
 
   describe('when a worker is killed mid-chunk', () => {
     let stack: LocalStack;
