@@ -26,7 +26,7 @@ const { values } = parseArgs({
     profile: { type: 'string', default: 'embedded' },
     scenarios: {
       type: 'string',
-      default: 'queue,queue-nofind,http,concurrent100,sequential20,batch100,batch1000,bundles',
+      default: 'queue,queue-nofind,http,http-nofind,concurrent100,sequential20,batch100,batch1000,bundles',
     },
   },
 });
@@ -49,6 +49,7 @@ const all: Scenario[] = [
   { name: 'queue', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'queue' },
   { name: 'queue-nofind', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'queue', env: { SEARCH_INDEX: 'off' } },
   { name: 'http', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'http' },
+  { name: 'http-nofind', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'http', env: { SEARCH_INDEX: 'off' } },
   {
     name: 'concurrent100',
     jobs: 10,
