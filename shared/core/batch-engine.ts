@@ -348,7 +348,14 @@ export class BatchEngine {
       const rowsOfChunk = current;
       current = [];
       if (skip.has(index)) return;
-      const message: ChunkMessage = { jobId: job.id, chunk: index, chunks, attempt: 1, rows: rowsOfChunk };
+      const message: ChunkMessage = {
+        jobId: job.id,
+        chunk: index,
+        chunks,
+        request: requestTag(job),
+        attempt: 1,
+        rows: rowsOfChunk,
+      };
       const bytes = Buffer.byteLength(JSON.stringify(rowsOfChunk));
       pendingBytes += Math.min(bytes, MAX_ROWS_IN_MESSAGE);
       if (bytes > MAX_ROWS_IN_MESSAGE) {
@@ -391,6 +398,7 @@ export class BatchEngine {
       }
       return { kind: 'done' };
     }
+    if (message.request !== requestTag(job)) return this.foreign(message);
     // Aborted: the chunk's rows count as ABORTED; nothing new starts.
     if (isTerminal(job.status) || job.batch.abortRequestedAt) return { kind: 'done' };
     const group = tallyOfChunk(chunk);
@@ -480,6 +488,7 @@ export class BatchEngine {
             jobId,
             chunk,
             chunks: message.chunks,
+            request: message.request,
             attempt: attempt + 1,
             rows: retry,
             carry: [...(message.carry ?? []), partial],
@@ -535,6 +544,10 @@ export class BatchEngine {
   async poisonChunk(message: ChunkMessage): Promise<void> {
     const job = await this.deps.store.read(message.jobId);
     if (job?.kind !== 'batch' || isTerminal(job.status) || job.batch.abortRequestedAt) return;
+    if (message.request !== requestTag(job)) {
+      this.foreign(message);
+      return;
+    }
     const tally = await this.deps.tallies.read(job.id, tallyOfChunk(message.chunk));
     if (tally?.commits.has(message.chunk)) {
       await this.afterCommit(job.id, message.chunks, tally);
@@ -830,6 +843,15 @@ export class BatchEngine {
 
   // ─── Plumbing ────────────────────────────────────────────────────────────────────────────────
 
+  /** A chunk of a request that lost its idempotency key to another: dropped, never run. */
+  private foreign(message: ChunkMessage): BatchVerdict {
+    this.log('warn', 'chunk of a refused request dropped (its idempotency key belongs to another request)', {
+      jobId: message.jobId,
+      chunk: message.chunk,
+    });
+    return { kind: 'done' };
+  }
+
   /** A step or chunk whose job is not there (yet): held while young, dropped when old. */
   private unborn(jobId: string, delivery: { sentAt?: number }, what: string): BatchVerdict {
     const age =
@@ -886,6 +908,11 @@ const ABORTED_ROW: TaskError = { kind: 'aborted', message: 'job aborted before t
 
 /** Thrown by an `update` change that finds nothing to do. */
 class NoChange extends Error {}
+
+/** The request a chunk message belongs to: the start of its job's request hash. */
+function requestTag(job: BatchJob): string {
+  return job.requestHash.slice(0, 16);
+}
 
 function chunkKey(jobId: string, chunk: number, commitToken: string): string {
   return `outputs/${jobId}/chunks/${chunk}/${commitToken}.jsonl`;

@@ -147,6 +147,12 @@ export const chunkMessageSchema = z.strictObject({
   jobId: z.string().min(1).max(128),
   chunk: z.number().int().min(0),
   chunks: z.number().int().min(1),
+  /**
+   * Which request made it (the start of the job's request hash). Rows ride in the message, and a
+   * submission's messages go out before its job is written: a request refused for reusing another's
+   * idempotency key must not have its rows run as that job's.
+   */
+  request: z.string().min(1).max(64),
   attempt: z.number().int().min(1),
   rows: z
     .array(

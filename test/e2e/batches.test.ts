@@ -300,6 +300,8 @@ describe("bad batch input is refused with the contract's error and writes nothin
   }
 
   it('refuses an unknown processor and an S3 key that does not exist, creating no job', async () => {
+    // Earlier scenarios' messages (an aborted batch's chunks) must be gone before counting.
+    await eventually(async () => (await queueDepth(stack, 'work')) === 0 || undefined, 60_000);
     const before = (await tableItems(stack)).length;
     const depth = await queueDepth(stack, 'work');
     const unknown = await api.submit({ type: 't', batch: { processor: 'nope.rows', rows: [1] } });

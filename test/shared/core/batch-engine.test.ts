@@ -37,7 +37,7 @@ beforeAll(async () => {
       invoke: async () => ({ status: 'ok', result: null }),
       invokeChunk: async (_processor, request: ChunkRequest) => ({
         status: 'reply',
-        reply: { rows: request.chunk.rows.map(({ line }) => ({ line, status: 'ok', result: line })) },
+        reply: { rows: request.chunk.rows.map(({ line, input }) => ({ line, status: 'ok', result: input })) },
       }),
     },
     processors: ProcessorRegistry.fromJson(
@@ -50,8 +50,8 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-async function submit(batch: Record<string, unknown>) {
-  const prepared = engine.prepare(parseOrThrow(submitBatchSchema, { type: 't', batch }, 'Job'), undefined);
+async function submit(batch: Record<string, unknown>, key?: string) {
+  const prepared = engine.prepare(parseOrThrow(submitBatchSchema, { type: 't', batch }, 'Job'), key);
   return (await engine.commit(prepared)).job.id;
 }
 
@@ -109,5 +109,24 @@ describe('the sweeper repairs a batch whose step message was lost', () => {
     await engine.finalize(id);
     expect(await engine.get(id)).toEqual(done);
     expect(await engine.sweepOne(id, 0)).toBe(false);
+  });
+});
+
+describe('an idempotency key reused with other rows', () => {
+  it("is refused, and the refused request's rows never reach the existing batch", async () => {
+    const id = await submit({ processor: 'rows', rows: ['mine', 'mine'], chunkSize: 2 }, 'reused-key');
+    // Same key, other rows: 409 — but its chunk messages were sent before the refusal was known.
+    await expect(submit({ processor: 'rows', rows: ['theirs', 'theirs'], chunkSize: 2 }, 'reused-key')).rejects.toThrow(
+      /different request/,
+    );
+    // The refused request's message is delivered first.
+    queue.reverse();
+    await drain();
+    const job = await engine.get(id);
+    expect(job.batch.counts).toEqual({ succeeded: 2, failed: 0, aborted: 0 });
+    const page = await engine.rows(id, { limit: 10 });
+    expect(page.items.map((row) => row.result)).toEqual(['mine', 'mine']);
+    const tally = await engine.tallies(id);
+    expect(tally[0]?.commits.size).toBe(1);
   });
 });
