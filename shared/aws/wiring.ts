@@ -91,7 +91,7 @@ export function wiringFromEnv(
   const queue = new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work')));
   const invoker = new TargetInvoker(lambda, env);
   const leaseMarginSeconds = positiveNumber(env.LEASE_MARGIN_SECONDS, 10);
-  const key = cursorKey(env, table);
+  const cursors = new Cursors(cursorKey(env, table));
   const batches = new BatchEngine({
     store,
     tallies: new DynamoTallyStore(doc, table, retentionDays),
@@ -100,7 +100,7 @@ export function wiringFromEnv(
     invoker,
     processors,
     clock: systemClock,
-    cursorKey: key,
+    cursors,
     leaseMarginSeconds,
     ...(log ? { log } : {}),
   });
@@ -115,7 +115,7 @@ export function wiringFromEnv(
     batches,
     ...(log ? { log } : {}),
   });
-  const finder = new Finder(new DynamoJobIndex(doc, table), new Cursors(key), search);
+  const finder = new Finder(new DynamoJobIndex(doc, table), cursors, search);
   return { engine, batches, finder, store, payloads };
 }
 

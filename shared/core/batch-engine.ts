@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { backoffDelay } from './backoff.js';
 import {
   type BatchJob,
@@ -22,6 +22,7 @@ import {
   tallyOfChunk,
   totalRows,
 } from './batch.js';
+import { UNBORN_JOB_GRACE_MS } from './engine.js';
 import {
   IdempotencyMismatchError,
   InputMissingError,
@@ -44,6 +45,7 @@ import {
 } from './ports.js';
 import type { ProcessorRegistry } from './processors.js';
 import type { ChunkMessage, SubmitBatch } from './schemas.js';
+import type { Cursors } from './search.js';
 
 export interface BatchDeps {
   store: JobStore;
@@ -53,8 +55,8 @@ export interface BatchDeps {
   invoker: ProcessorInvoker;
   processors: ProcessorRegistry;
   clock: Clock;
-  /** The key that signs the rows route's cursors (tamper-evident). */
-  cursorKey: () => Promise<string>;
+  /** Signs the rows route's cursors (tamper-evident, bound to their query). */
+  cursors: Cursors;
   leaseMarginSeconds?: number;
   /** A chunk still running after this long gets its message hidden for the processor's timeout. */
   leaseAfterMs?: number;
@@ -76,8 +78,6 @@ const MAX_ROWS_IN_MESSAGE = 200_000;
 /** How long an upload URL and an output's download URL stay valid. */
 const UPLOAD_URL_SECONDS = 3600;
 const DOWNLOAD_URL_SECONDS = 3600;
-/** A step message for a job not written yet (it is sent just before) is held this long, then dropped. */
-const UNBORN_GRACE_MS = 60_000;
 /** What the planner gathers before sending (10 messages per SQS request): memory stays flat. */
 const PLAN_SEND_MESSAGES = 100;
 const PLAN_SEND_BYTES = 2 * 1024 * 1024;
@@ -275,9 +275,9 @@ export class BatchEngine {
     if (isTerminal(job.status) || job.batch.abortRequestedAt) return { kind: 'done' };
     let planned = job;
     if (!job.batch.plan) {
-      let rows = 0;
+      let rows: number;
       try {
-        for await (const _ of this.deps.files.rows(job.batch.parts)) rows++;
+        rows = await this.countRows(job.batch.parts);
       } catch (error) {
         if (error instanceof InputMissingError) {
           await this.failBatch(jobId, { kind: 'error', code: 'INPUT_MISSING', message: error.message });
@@ -327,13 +327,12 @@ export class BatchEngine {
   }
 
   /** Groups rows into chunk messages and sends them, a bounded number in flight (memory stays flat). */
-  private async sendChunks(job: BatchJob, rows: AsyncIterable<ChunkRow>, skip: Set<number>): Promise<number> {
+  private async sendChunks(job: BatchJob, rows: AsyncIterable<ChunkRow>, skip: Set<number>): Promise<void> {
     const { chunkSize } = job.batch;
     const chunks = job.batch.plan!.chunks;
     let pending: ChunkMessage[] = [];
     let pendingBytes = 0;
     let current: ChunkRow[] = [];
-    let sent = 0;
     const flush = async (force: boolean) => {
       if (pending.length >= PLAN_SEND_MESSAGES || pendingBytes >= PLAN_SEND_BYTES || (force && pending.length > 0)) {
         const out = pending;
@@ -365,7 +364,6 @@ export class BatchEngine {
         message.rowsKey = key;
       }
       pending.push(message);
-      sent++;
       await flush(false);
     };
     for await (const row of rows) {
@@ -374,7 +372,6 @@ export class BatchEngine {
     }
     await close();
     await flush(true);
-    return sent;
   }
 
   // ─── Run one chunk ─────────────────────────────────────────────────────────────────────────────
@@ -410,7 +407,7 @@ export class BatchEngine {
     }
     if (tally?.closed) return { kind: 'done' };
 
-    const rows = message.rows ?? ((await this.deps.files.getJson(message.rowsKey!)) as ChunkRow[]);
+    const rows = await this.chunkRows(message);
     const invalid = rows.filter((row) => row.invalid !== undefined).map(invalidRowOutcome);
     const valid = rows.filter((row) => row.invalid === undefined);
     const processor = this.deps.processors.get(job.batch.processor);
@@ -481,7 +478,7 @@ export class BatchEngine {
       // rows go out again as a smaller chunk message after the processor's backoff.
       const partial = `outputs/${jobId}/chunks/${chunk}/${token()}.r${attempt}.jsonl`;
       await this.deps.files.putOutcomes(partial, [...invalid, ...settled]);
-      const delaySeconds = Math.min(MAX_SEND_DELAY_SECONDS, backoffDelay(processor!.backoff, attempt));
+      const delaySeconds = Math.min(MAX_SEND_DELAY_SECONDS, backoffDelay(processor.backoff, attempt));
       await this.deps.queue.send(
         [
           {
@@ -553,7 +550,7 @@ export class BatchEngine {
       await this.afterCommit(job.id, message.chunks, tally);
       return;
     }
-    const rows = message.rows ?? ((await this.deps.files.getJson(message.rowsKey!)) as ChunkRow[]);
+    const rows = await this.chunkRows(message);
     this.log('warn', 'chunk failed: poison', { jobId: job.id, chunk: message.chunk });
     await this.commitChunk(
       job,
@@ -582,7 +579,8 @@ export class BatchEngine {
     let job = await this.deps.store.read(jobId);
     if (job?.kind !== 'batch' || job.batch.outputs) return { kind: 'done' };
     if (!isTerminal(job.status) && job.batch.abortRequestedAt) job = await this.completeAbort(job);
-    let tallies = await this.deps.tallies.all(jobId);
+    // Read once: every chunk is committed, or the tallies are closed (abort) or unused (failed).
+    const tallies = await this.deps.tallies.all(jobId);
     if (!isTerminal(job.status)) {
       const plan = job.batch.plan;
       if (!plan || sumTallies(tallies).chunks < plan.chunks) {
@@ -590,17 +588,9 @@ export class BatchEngine {
         return { kind: 'done' };
       }
     }
-    let rows = job.batch.plan?.rows;
-    if (rows === undefined) {
-      // Aborted or failed before it was planned: its rows are counted (all ABORTED) now.
-      rows = 0;
-      try {
-        for await (const _ of this.deps.files.rows(job.batch.parts)) rows++;
-      } catch (error) {
-        if (!(error instanceof InputMissingError)) throw error;
-      }
-    }
-    tallies = await this.deps.tallies.all(jobId);
+    // Aborted or failed before it was planned: its rows are counted (all ABORTED) now; a file that
+    // is gone has none.
+    const rows = job.batch.plan?.rows ?? (await this.countRows(job.batch.parts, { missingIsEmpty: true }));
     const counts: RowCounts = { succeeded: 0, failed: 0, aborted: 0 };
     const outputs = await this.deps.files.assemble(`outputs/${jobId}/`, this.outcomes(job, rows, tallies, counts));
     const chunks = chunkCount(rows, job.batch.chunkSize);
@@ -609,7 +599,7 @@ export class BatchEngine {
       const next = this.next(current);
       next.batch.outputs = outputs;
       next.batch.counts = counts;
-      next.batch.plan ??= { rows: rows!, chunks };
+      next.batch.plan ??= { rows, chunks };
       if (!isTerminal(next.status)) {
         next.status = finalStatus(next.batch, counts);
         next.endedAt = next.updatedAt;
@@ -685,16 +675,10 @@ export class BatchEngine {
   async view(job: BatchJob, extra: { upload?: boolean } = {}) {
     const { batch } = job;
     const total = totalRows(batch);
-    let counts: RowCounts;
-    let done: number;
-    if (batch.counts && batch.outputs) {
-      counts = batch.counts;
-      done = sumTallies(await this.deps.tallies.all(job.id)).chunks;
-    } else {
-      const sum = sumTallies(await this.deps.tallies.all(job.id));
-      done = sum.chunks;
-      counts = batch.counts ?? { succeeded: sum.succeeded, failed: sum.failed, aborted: 0 };
-    }
+    const sum = sumTallies(await this.deps.tallies.all(job.id));
+    // Final counts once the job has ended; until then, what the tallies say so far.
+    const counts: RowCounts = batch.counts ?? { succeeded: sum.succeeded, failed: sum.failed, aborted: 0 };
+    const done = sum.chunks;
     const pending = Math.max(0, total - counts.succeeded - counts.failed - counts.aborted);
     const outputs: Record<string, { url: string; key: string; bytes: number; lines: number }> = {};
     for (const [name, output] of Object.entries(batch.outputs ?? {})) {
@@ -747,17 +731,16 @@ export class BatchEngine {
    */
   async rows(id: string, query: { status?: RowStatus; limit: number; cursor?: string }): Promise<RowsPage> {
     const job = await this.get(id);
-    const fingerprint = `${id}|${query.status ?? ''}`;
-    const key = await this.deps.cursorKey();
-    const from = query.cursor ? this.openCursor(query.cursor, fingerprint, key) : 1;
+    const fingerprint = `rows|${id}|${query.status ?? ''}`;
+    const from = query.cursor ? (await this.deps.cursors.open<{ l: number }>(query.cursor, fingerprint)).l : 1;
     const { chunkSize } = job.batch;
     const total = totalRows(job.batch);
     const commits = commitMap(await this.deps.tallies.all(id));
     const unfinished: RowStatus = isTerminal(job.status) ? 'ABORTED' : 'PENDING';
     const items: RowOutcome[] = [];
-    const page = (next: number | null): RowsPage => ({
+    const page = async (next: number | null): Promise<RowsPage> => ({
       items,
-      nextCursor: next === null ? null : this.sealCursor(next, fingerprint, key),
+      nextCursor: next === null ? null : await this.deps.cursors.seal({ l: next }, fingerprint),
     });
     let filesRead = 0;
     for (let index = chunkOfLine(from, chunkSize); index < chunkCount(total, chunkSize); index++) {
@@ -818,30 +801,28 @@ export class BatchEngine {
     }
   }
 
-  private sealCursor(line: number, fingerprint: string, key: string): string {
-    const body = Buffer.from(JSON.stringify({ l: line, q: digest(fingerprint) })).toString('base64url');
-    return `${body}.${mac(body, key)}`;
-  }
-
-  private openCursor(cursor: string, fingerprint: string, key: string): number {
-    const bad = (message: string) => new ValidationError('Bad cursor', [{ path: 'cursor', message }]);
-    const [body, signature, ...rest] = cursor.split('.');
-    if (!body || !signature || rest.length > 0) throw bad('not a cursor this API issued');
-    const expected = Buffer.from(mac(body, key));
-    const given = Buffer.from(signature);
-    if (expected.length !== given.length || !timingSafeEqual(expected, given))
-      throw bad('not a cursor this API issued');
-    const payload = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { l: number; q: string };
-    if (payload.q !== digest(fingerprint)) throw bad('the cursor belongs to another query');
-    return payload.l;
-  }
-
   /** A batch's tallies (for its events). */
   tallies(id: string): Promise<Tally[]> {
     return this.deps.tallies.all(id);
   }
 
   // ─── Plumbing ────────────────────────────────────────────────────────────────────────────────
+
+  /** The rows a chunk message carries, or names in S3 when they were too large to carry. */
+  private async chunkRows(message: ChunkMessage): Promise<ChunkRow[]> {
+    return message.rows ?? ((await this.deps.files.getJson(message.rowsKey!)) as ChunkRow[]);
+  }
+
+  /** Rows the parts hold, read through once (streamed). Throws `InputMissingError` unless told otherwise. */
+  private async countRows(parts: BatchPart[], options: { missingIsEmpty?: boolean } = {}): Promise<number> {
+    let rows = 0;
+    try {
+      for await (const _ of this.deps.files.rows(parts)) rows++;
+    } catch (error) {
+      if (!(options.missingIsEmpty && error instanceof InputMissingError)) throw error;
+    }
+    return rows;
+  }
 
   /** A chunk of a request that lost its idempotency key to another: dropped, never run. */
   private foreign(message: ChunkMessage): BatchVerdict {
@@ -856,7 +837,7 @@ export class BatchEngine {
   private unborn(jobId: string, delivery: { sentAt?: number }, what: string): BatchVerdict {
     const age =
       delivery.sentAt === undefined ? Number.POSITIVE_INFINITY : this.deps.clock.now().getTime() - delivery.sentAt;
-    if (age < UNBORN_GRACE_MS) return { kind: 'retry', delaySeconds: 2 };
+    if (age < UNBORN_JOB_GRACE_MS) return { kind: 'retry', delaySeconds: 2 };
     this.log('warn', `${what} message for an unknown or unreleased batch dropped`, { jobId });
     return { kind: 'done' };
   }
@@ -922,12 +903,4 @@ function commitMap(tallies: Tally[]) {
   const commits = new Map<number, { token: string; succeeded: number; failed: number }>();
   for (const tally of tallies) for (const [chunk, commit] of tally.commits) commits.set(chunk, commit);
   return commits;
-}
-
-function mac(body: string, key: string): string {
-  return createHmac('sha256', key).update(body).digest('base64url').slice(0, 22);
-}
-
-function digest(text: string): string {
-  return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }

@@ -1,4 +1,4 @@
-import type { BatchJob, BatchOutput, BatchPart, ChunkCommit, ChunkRow, RowOutcome, Tally } from './batch.js';
+import type { BatchJob, BatchOutput, BatchPart, ChunkCommit, RowOutcome, Tally } from './batch.js';
 import type { Job, TaskError } from './model.js';
 import type { Processor } from './processors.js';
 import type { WorkMessage } from './schemas.js';
@@ -66,8 +66,6 @@ export interface BatchFiles {
   uploadUrl(key: string, expiresSeconds: number): Promise<string>;
   downloadUrl(key: string, expiresSeconds: number): Promise<string>;
 }
-
-export type { ChunkRow };
 
 /** The `job` part of what a processor receives (API.md). */
 export interface ProcessorJobView {

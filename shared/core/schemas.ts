@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_CHUNK_SIZE, MAX_CONTEXT_BYTES } from './batch.js';
 import { type ErrorDetail, ValidationError } from './errors.js';
 
 /**
@@ -46,7 +47,6 @@ export type SubmitTasks = z.output<typeof submitTasksSchema>;
 
 /** Inline rows per request: the HTTP body limit bounds them first. */
 export const MAX_INLINE_ROWS = 100_000;
-const MAX_CONTEXT_BYTES = 32 * 1024;
 
 const batchSchema = z
   .strictObject({
@@ -63,7 +63,7 @@ const batchSchema = z
       })
       .optional(),
     upload: z.boolean().default(false),
-    chunkSize: z.number().int().min(1).max(1000).default(100),
+    chunkSize: z.number().int().min(1).max(MAX_CHUNK_SIZE).default(100),
     context: z
       .record(z.string(), z.unknown())
       .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_CONTEXT_BYTES, {

@@ -1,7 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from './errors.js';
-import { JOB_STATUSES, type JobStatus, TASK_STATUSES, type TaskStatus } from './model.js';
+import { JOB_STATUSES, type JobStatus, TASK_STATUSES } from './model.js';
 import type { AnyJob } from './ports.js';
 
 /**
@@ -220,5 +220,3 @@ export function timeBounds(query: { createdAfter?: string; createdBefore?: strin
   // `createdBefore` is exclusive: `T#id` sorts after `T`, so `hi = T` leaves jobs created at T out.
   return { lo: query.createdAfter ?? '0', hi: query.createdBefore ?? '9' };
 }
-
-export type { TaskStatus };

@@ -9,6 +9,7 @@ import { BatchEngine } from '../../../shared/core/batch-engine.js';
 import type { ChunkRequest, WorkQueue } from '../../../shared/core/ports.js';
 import { ProcessorRegistry } from '../../../shared/core/processors.js';
 import { parseOrThrow, submitBatchSchema, type WorkMessage } from '../../../shared/core/schemas.js';
+import { Cursors } from '../../../shared/core/search.js';
 import { startTestStack } from '../../support/stack.js';
 
 /**
@@ -45,7 +46,7 @@ beforeAll(async () => {
       { workerTimeoutSeconds: 300, maxReceiveCount: 30 },
     ),
     clock: { now: () => new Date() },
-    cursorKey: async () => 'test-key',
+    cursors: new Cursors(async () => 'test-key'),
   });
 });
 afterAll(() => stack?.stop());
