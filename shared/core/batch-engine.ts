@@ -86,6 +86,8 @@ const ROWS_PAGE_CHUNKS = 20;
 /** SQS holds back a new message for at most 15 minutes. */
 const MAX_SEND_DELAY_SECONDS = 900;
 const MAX_CONFLICTS = 50;
+/** Chunk files the finalizer reads ahead of the one it is writing out. */
+const ASSEMBLY_READ_AHEAD = 8;
 
 export interface PreparedBatch {
   kind: 'batch';
@@ -774,7 +776,11 @@ export class BatchEngine {
     return page(null);
   }
 
-  /** Every row's outcome in line order, for the finalizer; counts them on the way. */
+  /**
+   * Every row's outcome in line order, for the finalizer; counts them on the way. Chunk files are
+   * fetched a few ahead of the one being written out, so a large batch waits on S3 once per
+   * window rather than once per chunk (memory: the window's files).
+   */
   private async *outcomes(
     job: BatchJob,
     total: number,
@@ -783,10 +789,22 @@ export class BatchEngine {
   ): AsyncIterable<RowOutcome> {
     const { chunkSize } = job.batch;
     const commits = commitMap(tallies);
-    for (let index = 0; index < chunkCount(total, chunkSize); index++) {
-      const commit = commits.get(index);
-      if (commit) {
-        for (const row of await this.deps.files.getOutcomes(chunkKey(job.id, index, commit.token))) {
+    const chunks = chunkCount(total, chunkSize);
+    const fetches = new Map<number, Promise<RowOutcome[]>>();
+    let fetched = 0;
+    for (let index = 0; index < chunks; index++) {
+      for (; fetched < Math.min(index + ASSEMBLY_READ_AHEAD, chunks); fetched++) {
+        const commit = commits.get(fetched);
+        if (!commit) continue;
+        const file = this.deps.files.getOutcomes(chunkKey(job.id, fetched, commit.token));
+        // Awaited in turn below; a failure while an earlier file is awaited must not go unhandled.
+        file.catch(() => undefined);
+        fetches.set(fetched, file);
+      }
+      const file = fetches.get(index);
+      if (file) {
+        fetches.delete(index);
+        for (const row of await file) {
           if (row.status === 'SUCCEEDED') counts.succeeded++;
           else counts.failed++;
           yield row;
