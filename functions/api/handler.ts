@@ -5,6 +5,7 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { z } from 'zod';
 import { wiring } from '../../shared/aws/wiring.js';
 import { ROW_STATUSES } from '../../shared/core/batch.js';
+import { idempotencyKeyOf } from '../../shared/core/engine.js';
 import { NotFoundError } from '../../shared/core/errors.js';
 import { batchJobEvents, taskJobEvents } from '../../shared/core/events.js';
 import { isTerminal } from '../../shared/core/model.js';
@@ -75,16 +76,20 @@ async function readUntilTerminal(id: string, waitSeconds: number) {
   }
 }
 
+/** The `Idempotency-Key` header, checked like the body field it stands for. */
+function headerKey(event: ApiEvent): string | undefined {
+  const header = event.headers['idempotency-key'];
+  return header === undefined ? undefined : parseOrThrow(idempotencyKeySchema, header, 'Idempotency-Key header');
+}
+
 /** Route keys exactly as declared in shared/resources.ts (`api.routes`). */
 const routes: Record<string, Route> = {
   'GET /v1/health': async () => json(200, { status: 'ok' }),
 
   'POST /v1/jobs': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    const header = event.headers['idempotency-key'];
-    const key = header === undefined ? undefined : parseOrThrow(idempotencyKeySchema, header, 'Idempotency-Key header');
     const { engine } = wiring('api', log);
-    const { job, created } = await engine.submit(event.json, key);
+    const { job, created } = await engine.submit(event.json, headerKey(event));
     return json(created ? 202 : 200, await view(job, { upload: true }), { location: `/v1/jobs/${job.id}` });
   },
 
@@ -138,8 +143,9 @@ const routes: Record<string, Route> = {
 
   'POST /v1/jobs/{id}/rows': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    const { rows } = parseOrThrow(appendRowsSchema, event.json, 'Rows');
-    return json(200, await wiring('api', log).batches.append(jobId(event), rows));
+    const { rows, idempotencyKey } = parseOrThrow(appendRowsSchema, event.json, 'Rows');
+    const key = idempotencyKeyOf(headerKey(event), idempotencyKey);
+    return json(200, await wiring('api', log).batches.append(jobId(event), rows, key));
   },
 
   'GET /v1/jobs/{id}/rows': async (event) => {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { backoffDelay } from './backoff.js';
 import {
+  appendable,
+  appendedBefore,
   type BatchJob,
   type BatchPart,
   type BatchState,
@@ -218,22 +220,34 @@ export class BatchEngine {
     return job;
   }
 
-  /** Appends rows to a HELD batch: the rows are stored, then the job records them as its next part. */
-  async append(id: string, rows: unknown[]): Promise<{ appended: number; totalRows: number }> {
+  /**
+   * Appends rows to a HELD batch: the rows are stored, then the job records them as its next part.
+   * With an idempotency key the append happens once: a retry (even one that arrives after the
+   * release) gets the first answer, the same key with other rows a mismatch.
+   */
+  async append(id: string, rows: unknown[], key?: string): Promise<{ appended: number; totalRows: number }> {
+    const tag =
+      key === undefined ? undefined : { key: requestHash(key).slice(0, 16), rows: requestHash(rows).slice(0, 16) };
     const first = await this.get(id);
-    if (first.status !== 'HELD')
-      throw new InvalidStateError(`Job ${id} is ${first.status}; rows can only be appended while HELD`);
-    const key = `inputs/${id}/rows-${first.batch.parts.length}-${token()}.jsonl`;
-    await this.deps.files.putRows(key, rows);
+    const earlier = tag && appendedBefore(first, tag);
+    if (earlier) return earlier;
+    appendable(first);
+    // A keyed append's rows go under a key of their own, so a retry racing it writes the same object.
+    const file = tag
+      ? `inputs/${id}/rows-a${tag.key}-${tag.rows}.jsonl`
+      : `inputs/${id}/rows-${first.batch.parts.length}-${token()}.jsonl`;
+    await this.deps.files.putRows(file, rows);
+    let raced: { appended: number; totalRows: number } | undefined;
     const job = await this.update(id, (current) => {
-      if (current.status !== 'HELD') {
-        throw new InvalidStateError(`Job ${id} is ${current.status}; rows can only be appended while HELD`);
-      }
+      raced = tag && appendedBefore(current, tag);
+      if (raced) return undefined;
+      appendable(current);
       const next = this.next(current);
-      next.batch.parts.push({ kind: 'rows', key, rows: rows.length });
+      next.batch.parts.push({ kind: 'rows', key: file, rows: rows.length, ...(tag ? { append: tag } : {}) });
       next.batch.rows += rows.length;
       return next;
-    });
+    }).catch((error) => (error instanceof NoChange && raced ? undefined : Promise.reject(error)));
+    if (!job) return raced!;
     this.log('info', 'batch rows appended', { jobId: id, appended: rows.length, totalRows: job.batch.rows });
     return { appended: rows.length, totalRows: job.batch.rows };
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IdempotencyMismatchError, InvalidStateError } from './errors.js';
 import type { JobStatus, TaskError } from './model.js';
 
 /**
@@ -21,7 +22,13 @@ export type InputFormat = 'jsonl' | 'csv';
 
 /** Where a batch's rows come from, in line order: inline/appended rows (stored by us) or a file. */
 export type BatchPart =
-  | { kind: 'rows'; key: string; rows: number }
+  | {
+      kind: 'rows';
+      key: string;
+      rows: number;
+      /** An append sent with an idempotency key: hashes of the key and of its rows, to know a retry. */
+      append?: { key: string; rows: string };
+    }
   | { kind: 'file'; bucket: string; key: string; format: InputFormat };
 
 export interface BatchOutput {
@@ -79,9 +86,45 @@ export interface BatchJob {
 export const CHUNKS_PER_TALLY = 48;
 
 export const MAX_CHUNK_SIZE = 1000;
+/**
+ * Appends a held batch takes. Each is a part of the job item (~150 bytes), so this keeps the item
+ * far inside DynamoDB's 400 KB; more rows than 1,000 appends of 100,000 go in a file upload.
+ */
+export const MAX_APPENDS = 1000;
 export const MAX_CONTEXT_BYTES = 32 * 1024;
 /** Output names a row may emit; `results` and `errors` are the batch's own. */
 export const RESERVED_OUTPUTS = ['results', 'errors'] as const;
+
+/** Refuses an append the job cannot take. */
+export function appendable(job: BatchJob): void {
+  if (job.status !== 'HELD') {
+    throw new InvalidStateError(`Job ${job.id} is ${job.status}; rows can only be appended while HELD`);
+  }
+  if (job.batch.parts.length >= MAX_APPENDS) {
+    throw new InvalidStateError(`Job ${job.id} has taken ${MAX_APPENDS} appends; send more rows as one file upload`);
+  }
+}
+
+/**
+ * The answer a keyed append already got, if it was applied: the rows it added and the rows the
+ * batch then held (its inline and appended rows up to it — a file's rows are counted when planned).
+ */
+export function appendedBefore(
+  job: BatchJob,
+  tag: { key: string; rows: string },
+): { appended: number; totalRows: number } | undefined {
+  let totalRows = 0;
+  for (const part of job.batch.parts) {
+    if (part.kind !== 'rows') continue;
+    totalRows += part.rows;
+    if (part.append?.key !== tag.key) continue;
+    if (part.append.rows !== tag.rows) {
+      throw new IdempotencyMismatchError('Idempotency key was already used to append other rows');
+    }
+    return { appended: part.rows, totalRows };
+  }
+  return undefined;
+}
 
 export function chunkCount(rows: number, chunkSize: number): number {
   return Math.ceil(rows / chunkSize);

@@ -65,7 +65,7 @@ const MAX_CONFLICTS = 50;
 
 export class ConflictError extends Error {}
 
-function idempotencyKeyOf(headerKey: string | undefined, bodyKey: string | undefined): string | undefined {
+export function idempotencyKeyOf(headerKey: string | undefined, bodyKey: string | undefined): string | undefined {
   if (headerKey !== undefined && bodyKey !== undefined && headerKey !== bodyKey) {
     throw new ValidationError('Idempotency-Key header and idempotencyKey field differ', [
       { path: 'idempotencyKey', message: 'must equal the Idempotency-Key header when both are given' },

@@ -100,7 +100,10 @@ export const submitBatchSchema = z.strictObject({
 export type SubmitBatch = z.output<typeof submitBatchSchema>;
 
 /** `POST /v1/jobs/{id}/rows`. */
-export const appendRowsSchema = z.strictObject({ rows: z.array(z.unknown()).min(1).max(MAX_INLINE_ROWS) });
+export const appendRowsSchema = z.strictObject({
+  rows: z.array(z.unknown()).min(1).max(MAX_INLINE_ROWS),
+  idempotencyKey: idempotencyKeySchema.optional(),
+});
 
 /** Log entries a processor may add to its job's update log with any reply (kept per task, bounded). */
 export const MAX_LOG_ENTRIES = 20;

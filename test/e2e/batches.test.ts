@@ -106,6 +106,65 @@ describe('batches over HTTP with demo.rows', () => {
     expect((await api.call<Batch>('POST', `/v1/jobs/${id}/release`)).body.error.code).toBe('INVALID_STATE');
   });
 
+  it('adds an append retried with its idempotency key once, even when the retry comes after the release', async () => {
+    const submitted = await api.submit({
+      type: 'import',
+      batch: { processor: 'demo.rows', rows: rowsOf(2), hold: true },
+    });
+    const id = (submitted.body as Batch).id;
+    const rows = `/v1/jobs/${id}/rows`;
+    const first = await api.call('POST', rows, { rows: [{ a: 1 }, { a: 2 }] }, { 'idempotency-key': 'part-1' });
+    expect(first).toMatchObject({ status: 200, body: { appended: 2, totalRows: 4 } });
+    // The answer was lost, say: the client sends the same append again, here in the body's field.
+    const retried = await api.call('POST', rows, { rows: [{ a: 1 }, { a: 2 }], idempotencyKey: 'part-1' });
+    expect(retried).toMatchObject({ status: 200, body: { appended: 2, totalRows: 4 } });
+    // Other rows under a used key are a client bug, not a retry.
+    const other = await api.call<Batch>('POST', rows, { rows: [{ a: 9 }] }, { 'idempotency-key': 'part-1' });
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe('IDEMPOTENCY_MISMATCH');
+    expect(
+      (await api.call<Batch>('POST', rows, { rows: [1], idempotencyKey: 'x' }, { 'idempotency-key': 'y' })).status,
+    ).toBe(400);
+    const second = await api.call('POST', rows, { rows: [{ a: 3 }] }, { 'idempotency-key': 'part-2' });
+    expect(second.body).toEqual({ appended: 1, totalRows: 5 });
+    expect((await api.call('POST', `/v1/jobs/${id}/release`)).status).toBe(202);
+    // A late retry of an append that was applied still gets its first answer; a new append does not.
+    expect(await api.call('POST', rows, { rows: [{ a: 1 }, { a: 2 }] }, { 'idempotency-key': 'part-1' })).toMatchObject(
+      {
+        status: 200,
+        body: { appended: 2, totalRows: 4 },
+      },
+    );
+    expect((await api.call('POST', rows, { rows: [{ a: 4 }] }, { 'idempotency-key': 'part-3' })).status).toBe(409);
+    const job = await settle(id);
+    expect(job.counts).toMatchObject({ total: 5, succeeded: 5 });
+    const results = (await download(job.batch.outputs.results.url)).map((l) => JSON.parse(l));
+    expect(results.map((r) => r.result.echo)).toEqual([{ n: 1 }, { n: 2 }, { a: 1 }, { a: 2 }, { a: 3 }]);
+  });
+
+  it('takes appends sent four at a time, each keyed and sent twice: every row runs once, in its own line', async () => {
+    const submitted = await api.submit({
+      type: 'import',
+      batch: { processor: 'demo.rows', hold: true, chunkSize: 20 },
+    });
+    const id = (submitted.body as Batch).id;
+    const next = { n: 0 };
+    const producer = async () => {
+      for (let n = ++next.n; n <= 48; n = ++next.n) {
+        const append = () => api.call('POST', `/v1/jobs/${id}/rows`, { rows: [{ n }] }, { 'idempotency-key': `n${n}` });
+        const [once, again] = await Promise.all([append(), append()]);
+        expect(once.status).toBe(200);
+        expect(again.body).toEqual(once.body);
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, producer));
+    expect((await api.call('POST', `/v1/jobs/${id}/release`)).status).toBe(202);
+    const job = await settle(id);
+    expect(job.counts).toMatchObject({ total: 48, succeeded: 48 });
+    const results = (await download(job.batch.outputs.results.url)).map((l) => JSON.parse(l).result.echo.n);
+    expect(results.sort((a, b) => a - b)).toEqual(Array.from({ length: 48 }, (_, i) => i + 1));
+  }, 60_000);
+
   it('runs a file uploaded through the presigned URL (CSV with a header row)', async () => {
     const submitted = await api.submit({
       type: 'ledger',

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  appendable,
+  appendedBefore,
+  type BatchJob,
   CHUNKS_PER_TALLY,
   chunkCount,
   chunkOfLine,
@@ -8,6 +11,7 @@ import {
   encodeCommit,
   finalStatus,
   linesOfChunk,
+  MAX_APPENDS,
   readChunkReply,
 } from '../../../shared/core/batch.js';
 
@@ -105,4 +109,45 @@ describe('a chunk reply is read against the rows it was given', () => {
       expect(readChunkReply(reply, given, 1, 3).kind).toBe('crash');
     });
   }
+});
+
+describe('appends to a held batch', () => {
+  const held = (parts: BatchJob['batch']['parts'], status: BatchJob['status'] = 'HELD'): BatchJob => ({
+    id: 'j',
+    type: 't',
+    kind: 'batch',
+    status,
+    createdAt: '',
+    updatedAt: '',
+    requestHash: 'h',
+    version: 1,
+    batch: { processor: 'p', chunkSize: 10, maxFailedRows: 0, context: {}, parts, rows: 0 },
+  });
+  const part = (rows: number, append?: { key: string; rows: string }) => ({
+    kind: 'rows' as const,
+    key: 'k',
+    rows,
+    ...(append ? { append } : {}),
+  });
+
+  it('answers a keyed retry with the rows the batch held right after it, not what came later', () => {
+    const job = held([
+      part(3),
+      { kind: 'file', bucket: 'b', key: 'f', format: 'csv' },
+      part(2, { key: 'a', rows: 'r1' }),
+      part(5, { key: 'b', rows: 'r2' }),
+    ]);
+    expect(appendedBefore(job, { key: 'a', rows: 'r1' })).toEqual({ appended: 2, totalRows: 5 });
+    expect(appendedBefore(job, { key: 'b', rows: 'r2' })).toEqual({ appended: 5, totalRows: 10 });
+    expect(appendedBefore(job, { key: 'c', rows: 'r1' })).toBeUndefined();
+    expect(() => appendedBefore(job, { key: 'a', rows: 'other' })).toThrow(/other rows/);
+  });
+
+  it('takes rows only while HELD and up to the append limit, then points to a file upload', () => {
+    expect(() => appendable(held([]))).not.toThrow();
+    expect(() => appendable(held([], 'PENDING'))).toThrow(/only be appended while HELD/);
+    const parts = Array.from({ length: MAX_APPENDS }, () => part(1));
+    expect(() => appendable(held(parts.slice(1)))).not.toThrow();
+    expect(() => appendable(held(parts))).toThrow(/1000 appends; send more rows as one file upload/);
+  });
 });
