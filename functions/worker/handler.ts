@@ -23,6 +23,9 @@ function setVisibility(record: SQSRecord, seconds: number) {
   );
 }
 
+/** What a plan step keeps back from its timeout to send its last messages and its continuation. */
+const PLAN_MARGIN_MS = 60_000;
+
 /**
  * One work message: a task, a batch chunk, or a batch step (plan, finalize). The message is the
  * lease: while a processor runs, its visibility is the processor's timeout plus a margin, so a
@@ -57,7 +60,15 @@ async function runRecord(record: SQSRecord, context?: Context): Promise<void> {
             hooks,
           )
         : message.step === 'plan'
-          ? await batches.plan(message.jobId, { ...(sentAt !== undefined ? { sentAt } : {}) })
+          ? await batches.plan(
+              message.jobId,
+              { ...(sentAt !== undefined ? { sentAt } : {}) },
+              {
+                ...(message.from !== undefined ? { from: message.from } : {}),
+                // Leaves time to send the slice's last messages and the step that goes on from it.
+                ...(context ? { deadline: Date.now() + context.getRemainingTimeInMillis() - PLAN_MARGIN_MS } : {}),
+              },
+            )
           : await batches.finalize(message.jobId);
   if (verdict.kind === 'retry') {
     await setVisibility(record, verdict.delaySeconds);

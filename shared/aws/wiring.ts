@@ -102,6 +102,7 @@ export function wiringFromEnv(
     clock: systemClock,
     cursors,
     leaseMarginSeconds,
+    ...(env.PLAN_CHUNKS_PER_STEP ? { planChunksPerStep: positiveNumber(env.PLAN_CHUNKS_PER_STEP, 10_000) } : {}),
     ...(log ? { log } : {}),
   });
   const engine = new JobEngine({

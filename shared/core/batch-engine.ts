@@ -62,6 +62,8 @@ export interface BatchDeps {
   leaseMarginSeconds?: number;
   /** A chunk still running after this long gets its message hidden for the processor's timeout. */
   leaseAfterMs?: number;
+  /** Chunk messages one plan step sends before it hands the rest to a step of its own. */
+  planChunksPerStep?: number;
   log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
 }
 
@@ -83,6 +85,12 @@ const DOWNLOAD_URL_SECONDS = 3600;
 /** What the planner gathers before sending (10 messages per SQS request): memory stays flat. */
 const PLAN_SEND_MESSAGES = 100;
 const PLAN_SEND_BYTES = 2 * 1024 * 1024;
+/**
+ * A plan step stops sending by this many chunk messages (and when its time runs short) and leaves
+ * the rest to the next step: a huge file is planned in slices that each finish well inside the
+ * worker's timeout, and a worker that dies mid-plan costs a slice of duplicates, not the whole plan.
+ */
+const PLAN_CHUNKS_PER_STEP = 10_000;
 /** Chunk outcome files the rows route reads per page at most (then it answers with a cursor). */
 const ROWS_PAGE_CHUNKS = 20;
 /** SQS holds back a new message for at most 15 minutes. */
@@ -285,7 +293,11 @@ export class BatchEngine {
    * to close); the second sends the chunk messages, skipping chunks already committed. Running it
    * again (a redelivery, the sweeper) is safe: a chunk commits once however often it is sent.
    */
-  async plan(jobId: string, delivery: Pick<BatchDelivery, 'sentAt'>): Promise<BatchVerdict> {
+  async plan(
+    jobId: string,
+    delivery: Pick<BatchDelivery, 'sentAt'>,
+    slice: { from?: number; deadline?: number } = {},
+  ): Promise<BatchVerdict> {
     const job = await this.deps.store.read(jobId);
     if (job?.kind !== 'batch' || job.status === 'HELD') return this.unborn(jobId, delivery, 'plan');
     if (isTerminal(job.status) || job.batch.abortRequestedAt) return { kind: 'done' };
@@ -325,7 +337,18 @@ export class BatchEngine {
       await this.deps.queue.send([{ jobId, step: 'finalize' }]);
       return { kind: 'done' };
     }
-    await this.sendChunks(planned, this.readNumbered(planned.batch.parts), committed);
+    const from = slice.from ?? 0;
+    const stop = {
+      atChunk: from + (this.deps.planChunksPerStep ?? PLAN_CHUNKS_PER_STEP),
+      ...(slice.deadline !== undefined ? { deadline: slice.deadline } : {}),
+    };
+    const rest = await this.sendChunks(planned, this.readNumbered(planned.batch.parts), committed, { from, stop });
+    // Sent only once this slice's messages are out: a step that dies is redelivered and resends its
+    // slice (duplicates are harmless), so no chunk is ever left unsent.
+    if (rest !== undefined) {
+      await this.deps.queue.send([{ jobId, step: 'plan', from: rest }]);
+      this.log('info', 'batch plan continues in a next step', { jobId, from: rest, chunks: plan.chunks });
+    }
     return { kind: 'done' };
   }
 
@@ -342,8 +365,17 @@ export class BatchEngine {
     }
   }
 
-  /** Groups rows into chunk messages and sends them, a bounded number in flight (memory stays flat). */
-  private async sendChunks(job: BatchJob, rows: AsyncIterable<ChunkRow>, skip: Set<number>): Promise<void> {
+  /**
+   * Groups rows into chunk messages and sends them, a bounded number in flight (memory stays flat).
+   * Chunks before `from` are read past; at `stop` (a chunk, or a time) it returns the first chunk
+   * it did not send.
+   */
+  private async sendChunks(
+    job: BatchJob,
+    rows: AsyncIterable<ChunkRow>,
+    skip: Set<number>,
+    slice: { from: number; stop?: { atChunk: number; deadline?: number } } = { from: 0 },
+  ): Promise<number | undefined> {
     const { chunkSize } = job.batch;
     const chunks = job.batch.plan!.chunks;
     let pending: ChunkMessage[] = [];
@@ -362,7 +394,7 @@ export class BatchEngine {
       const index = chunkOfLine(current[0]!.line, chunkSize);
       const rowsOfChunk = current;
       current = [];
-      if (skip.has(index)) return;
+      if (index < slice.from || skip.has(index)) return;
       const message: ChunkMessage = {
         jobId: job.id,
         chunk: index,
@@ -382,12 +414,28 @@ export class BatchEngine {
       pending.push(message);
       await flush(false);
     };
+    const { stop } = slice;
+    let rest: number | undefined;
     for await (const row of rows) {
+      if (stop && current.length === 0 && (row.line - 1) % chunkSize === 0) {
+        const index = chunkOfLine(row.line, chunkSize);
+        if (
+          index >= stop.atChunk ||
+          (stop.deadline !== undefined && this.deps.clock.now().getTime() >= stop.deadline)
+        ) {
+          // Every step sends at least its first chunk, so a slow read still moves the plan on.
+          if (index > slice.from) {
+            rest = index;
+            break;
+          }
+        }
+      }
       current.push(row);
       if (current.length === chunkSize) await close();
     }
     await close();
     await flush(true);
+    return rest;
   }
 
   // ─── Run one chunk ─────────────────────────────────────────────────────────────────────────────

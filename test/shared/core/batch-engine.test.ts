@@ -5,7 +5,7 @@ import { clients } from '../../../shared/aws/clients.js';
 import { DynamoJobStore } from '../../../shared/aws/job-store.js';
 import { S3PayloadStore } from '../../../shared/aws/payloads.js';
 import { DynamoTallyStore } from '../../../shared/aws/tally-store.js';
-import { BatchEngine } from '../../../shared/core/batch-engine.js';
+import { type BatchDeps, BatchEngine } from '../../../shared/core/batch-engine.js';
 import type { ChunkRequest, WorkQueue } from '../../../shared/core/ports.js';
 import { ProcessorRegistry } from '../../../shared/core/processors.js';
 import { parseOrThrow, submitBatchSchema, type WorkMessage } from '../../../shared/core/schemas.js';
@@ -18,6 +18,7 @@ import { startTestStack } from '../../support/stack.js';
  */
 let stack: LocalStack;
 let engine: BatchEngine;
+let deps: BatchDeps;
 const queue: WorkMessage[] = [];
 const memoryQueue: WorkQueue = {
   send: async (messages) => {
@@ -29,7 +30,7 @@ beforeAll(async () => {
   stack = await startTestStack({ startPollers: false });
   const { doc, s3 } = clients();
   const store = new DynamoJobStore(doc, stack.info.tables.jobs, new S3PayloadStore(s3, stack.info.buckets.data), 1);
-  engine = new BatchEngine({
+  deps = {
     store,
     tallies: new DynamoTallyStore(doc, stack.info.tables.jobs, 1),
     files: new S3BatchFiles(s3, stack.info.buckets.data),
@@ -47,7 +48,8 @@ beforeAll(async () => {
     ),
     clock: { now: () => new Date() },
     cursors: new Cursors(async () => 'test-key'),
-  });
+  };
+  engine = new BatchEngine(deps);
 });
 afterAll(() => stack?.stop());
 
@@ -57,7 +59,11 @@ async function submit(batch: Record<string, unknown>, key?: string) {
 }
 
 /** Delivers every queued message (once), except those `lose` picks; returns what was lost. */
-async function drain(lose: (message: WorkMessage) => boolean = () => false): Promise<WorkMessage[]> {
+async function drain(
+  lose: (message: WorkMessage) => boolean = () => false,
+  by: BatchEngine = engine,
+  planDeadline?: number,
+): Promise<WorkMessage[]> {
   const lost: WorkMessage[] = [];
   while (queue.length > 0) {
     const message = queue.shift() as WorkMessage;
@@ -65,9 +71,17 @@ async function drain(lose: (message: WorkMessage) => boolean = () => false): Pro
       lost.push(message);
       continue;
     }
-    if ('chunk' in message) await engine.runChunk(message, { messageId: 'm', receiveCount: 1, sentAt: Date.now() });
-    else if ('step' in message && message.step === 'plan') await engine.plan(message.jobId, { sentAt: Date.now() });
-    else if ('step' in message) await engine.finalize(message.jobId);
+    if ('chunk' in message) await by.runChunk(message, { messageId: 'm', receiveCount: 1, sentAt: Date.now() });
+    else if ('step' in message && message.step === 'plan')
+      await by.plan(
+        message.jobId,
+        { sentAt: Date.now() },
+        {
+          ...(message.from !== undefined ? { from: message.from } : {}),
+          ...(planDeadline !== undefined ? { deadline: planDeadline } : {}),
+        },
+      );
+    else if ('step' in message) await by.finalize(message.jobId);
   }
   return lost;
 }
@@ -110,6 +124,65 @@ describe('the sweeper repairs a batch whose step message was lost', () => {
     await engine.finalize(id);
     expect(await engine.get(id)).toEqual(done);
     expect(await engine.sweepOne(id, 0)).toBe(false);
+  });
+});
+
+describe('a large input is planned in slices', () => {
+  const rows = Array.from({ length: 25 }, (_, i) => i + 1);
+
+  it('sends at most a slice of chunks per plan step and hands the rest to the next step', async () => {
+    const sliced = new BatchEngine({ ...deps, planChunksPerStep: 3 });
+    const id = await submit({ processor: 'rows', rows, chunkSize: 2, hold: true });
+    await sliced.release(id);
+    const steps: (number | undefined)[] = [];
+    const sent: number[] = [];
+    await drain((m) => {
+      if ('step' in m && m.step === 'plan') steps.push(m.from);
+      if ('chunk' in m) sent.push(m.chunk);
+      return false;
+    }, sliced);
+    // 13 chunks, 3 per step: the first step sends 0–2, the next ones go on from 3, 6, 9 and 12.
+    expect(steps).toEqual([undefined, 3, 6, 9, 12]);
+    expect(sent.sort((a, b) => a - b)).toEqual(Array.from({ length: 13 }, (_, i) => i));
+    const job = await sliced.get(id);
+    expect(job.status).toBe('SUCCEEDED');
+    expect(job.batch.counts).toEqual({ succeeded: 25, failed: 0, aborted: 0 });
+  });
+
+  it('sends at least one chunk per step when steps are out of time, so the plan always moves on', async () => {
+    const id = await submit({ processor: 'rows', rows: [1, 2, 3, 4, 5, 6, 7], chunkSize: 2, hold: true });
+    await engine.release(id);
+    const steps: (number | undefined)[] = [];
+    await drain(
+      (m) => {
+        if ('step' in m && m.step === 'plan') steps.push(m.from);
+        return false;
+      },
+      engine,
+      Date.now() - 1,
+    );
+    expect(steps).toEqual([undefined, 1, 2, 3]);
+    expect((await engine.get(id)).batch.counts).toEqual({ succeeded: 7, failed: 0, aborted: 0 });
+  });
+
+  it('loses and repeats nothing when every plan step is delivered twice, out of turn', async () => {
+    const sliced = new BatchEngine({ ...deps, planChunksPerStep: 3 });
+    const id = await submit({ processor: 'rows', rows, chunkSize: 2, hold: true });
+    await sliced.release(id);
+    // Each plan step runs twice: its second copy comes last, after later steps and chunks.
+    const copied = new Set<string>();
+    await drain((m) => {
+      if ('step' in m && m.step === 'plan' && !copied.has(JSON.stringify(m))) {
+        copied.add(JSON.stringify(m));
+        queue.push(m);
+      }
+      return false;
+    }, sliced);
+    expect(copied.size).toBe(5);
+    const job = await sliced.get(id);
+    expect(job.batch.counts).toEqual({ succeeded: 25, failed: 0, aborted: 0 });
+    const page = await sliced.rows(id, { limit: 100 });
+    expect(page.items.map((row) => row.result)).toEqual(rows);
   });
 });
 
