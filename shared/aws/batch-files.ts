@@ -151,9 +151,15 @@ export class S3BatchFiles implements BatchFiles {
   private async *lines(bucket: string, key: string): AsyncIterable<string> {
     const body = await this.body(bucket, key);
     let first = true;
-    for await (const line of createInterface({ input: body, crlfDelay: Number.POSITIVE_INFINITY })) {
-      yield first ? line.replace(/^\uFEFF/, '') : line;
-      first = false;
+    try {
+      for await (const line of createInterface({ input: body, crlfDelay: Number.POSITIVE_INFINITY })) {
+        yield first ? line.replace(/^\uFEFF/, '') : line;
+        first = false;
+      }
+    } finally {
+      // A reader that stops early (a plan slice) would otherwise leave the body flowing: the rest of
+      // the file downloaded for nothing (and, locally, a connection the S3 server waits on at stop).
+      body.destroy();
     }
   }
 }
