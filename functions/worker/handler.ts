@@ -69,7 +69,7 @@ async function runRecord(record: SQSRecord, context?: Context): Promise<void> {
                 ...(context ? { deadline: Date.now() + context.getRemainingTimeInMillis() - PLAN_MARGIN_MS } : {}),
               },
             )
-          : await batches.finalize(message.jobId);
+          : await batches.finalize(message.jobId, message.from !== undefined ? { from: message.from } : {});
   if (verdict.kind === 'retry') {
     await setVisibility(record, verdict.delaySeconds);
     throw new RetryLater(`retry in ${verdict.delaySeconds} s`);

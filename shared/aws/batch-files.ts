@@ -1,21 +1,26 @@
-import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
   NoSuchKey,
+  NoSuchUpload,
   NotFound,
   PutObjectCommand,
   type S3Client,
   type S3ServiceException,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { BatchOutput, BatchPart, RowOutcome } from '../core/batch.js';
-import { InputMissingError } from '../core/errors.js';
-import type { BatchFiles } from '../core/ports.js';
+import { AssemblyLostError, InputMissingError } from '../core/errors.js';
+import type { AssemblingFile, AssemblingFiles, BatchFiles } from '../core/ports.js';
+
+/** What an output gathers before it goes up as one part (S3: every part but the last ≥ 5 MiB). */
+const PART_BYTES = 8 * 1024 * 1024;
 
 /** A CSV record may span lines inside quotes, up to this many characters; past it the line fails alone. */
 const MAX_CSV_RECORD_CHARS = 1024 * 1024;
@@ -25,7 +30,8 @@ type Row = { input?: unknown; invalid?: string };
 /**
  * A batch's files on S3. Inputs and outputs are streamed, so memory follows the chunk size, not
  * the batch size: input files are read line by line, and outputs are written as multipart uploads
- * (`@aws-sdk/lib-storage`) fed as the rows go by.
+ * fed as the rows go by — uploads that outlive one finalize step, so a batch of any size is
+ * assembled in steps that each finish in time.
  */
 export class S3BatchFiles implements BatchFiles {
   constructor(
@@ -83,34 +89,89 @@ export class S3BatchFiles implements BatchFiles {
       .map((line) => JSON.parse(line) as RowOutcome);
   }
 
-  async assemble(prefix: string, outcomes: AsyncIterable<RowOutcome>): Promise<Record<string, BatchOutput>> {
-    const files = new Map<string, OutputFile>();
-    const file = (name: string, extension: string, type: string) => {
-      let out = files.get(name);
-      if (!out) {
-        out = new OutputFile(this.s3, this.bucket, `${prefix}${name}.${extension}`, type);
-        files.set(name, out);
-      }
-      return out;
-    };
+  async assemble(prefix: string, outcomes: AsyncIterable<RowOutcome>, from: AssemblingFiles): Promise<AssemblingFiles> {
+    const files = structuredClone(from);
+    const file = (name: string, extension: string, contentType: string): AssemblingFile =>
+      (files[name] ??= { key: `${prefix}${name}.${extension}`, contentType, parts: [], bytes: 0, lines: 0, tail: '' });
     const results = file('results', 'jsonl', 'application/x-ndjson');
     const errors = file('errors', 'jsonl', 'application/x-ndjson');
-    try {
-      for await (const row of outcomes) {
-        const { outputs, ...shown } = row;
-        const line = `${JSON.stringify(shown)}\n`;
-        await results.write(line);
-        if (row.status === 'FAILED') await errors.write(line);
-        for (const [name, text] of Object.entries(outputs ?? {}))
-          await file(name, 'txt', 'text/plain').write(`${text}\n`);
+    const write = async (out: AssemblingFile, line: string) => {
+      out.tail += line;
+      out.bytes += Buffer.byteLength(line);
+      out.lines++;
+      // Characters never outnumber bytes: a tail this long is at least a part.
+      if (out.tail.length >= PART_BYTES) await this.uploadPart(out);
+    };
+    for await (const row of outcomes) {
+      const { outputs, ...shown } = row;
+      const line = `${JSON.stringify(shown)}\n`;
+      await write(results, line);
+      if (row.status === 'FAILED') await write(errors, line);
+      for (const [name, text] of Object.entries(outputs ?? {}))
+        await write(file(name, 'txt', 'text/plain'), `${text}\n`);
+    }
+    return files;
+  }
+
+  async completeAssembly(files: AssemblingFiles): Promise<Record<string, BatchOutput>> {
+    const outputs: Record<string, BatchOutput> = {};
+    for (const [name, file] of Object.entries(files)) {
+      if (file.uploadId === undefined) {
+        // Never reached a part: one plain object.
+        await this.put(file.key, file.tail, file.contentType);
+      } else {
+        const out = structuredClone(file);
+        if (out.tail !== '') await this.uploadPart(out);
+        await this.lostUpload(out.key, () =>
+          this.s3.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: out.key,
+              UploadId: out.uploadId,
+              MultipartUpload: { Parts: out.parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
+            }),
+          ),
+        );
       }
+      outputs[name] = { key: file.key, bytes: file.bytes, lines: file.lines };
+    }
+    return outputs;
+  }
+
+  /** Sends a file's tail as its next part (starting its upload on the first). */
+  private async uploadPart(file: AssemblingFile): Promise<void> {
+    if (file.uploadId === undefined) {
+      const created = await this.s3.send(
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: file.key, ContentType: file.contentType }),
+      );
+      file.uploadId = created.UploadId!;
+    }
+    const n = file.parts.length + 1;
+    const { ETag } = await this.lostUpload(file.key, () =>
+      this.s3.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: file.key,
+          UploadId: file.uploadId,
+          PartNumber: n,
+          Body: file.tail,
+        }),
+      ),
+    );
+    file.parts.push({ n, etag: ETag! });
+    file.tail = '';
+  }
+
+  /** An upload that is gone (a twin finalize step completed it, or it expired) is the caller's to restart. */
+  private async lostUpload<T>(key: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
     } catch (error) {
-      await Promise.allSettled([...files.values()].map((f) => f.abort()));
+      if (error instanceof NoSuchUpload || (error as S3ServiceException).name === 'NoSuchUpload') {
+        throw new AssemblyLostError(key);
+      }
       throw error;
     }
-    const assembled: Record<string, BatchOutput> = {};
-    for (const [name, out] of files) assembled[name] = await out.end();
-    return assembled;
   }
 
   uploadUrl(key: string, expiresSeconds: number): Promise<string> {
@@ -246,48 +307,5 @@ function splitRecord(text: string): string[] | string {
     return records[0] as string[];
   } catch (error) {
     return (error as Error).message.replace(/\s+/g, ' ').slice(0, 300);
-  }
-}
-
-/** One output file as a multipart upload fed line by line (parts of 5 MB: memory stays bounded). */
-class OutputFile {
-  private readonly stream = new PassThrough();
-  private readonly upload: Upload;
-  private readonly done: Promise<unknown>;
-  private bytes = 0;
-  private lines = 0;
-
-  constructor(
-    s3: S3Client,
-    bucket: string,
-    private readonly key: string,
-    contentType: string,
-  ) {
-    this.upload = new Upload({
-      client: s3,
-      params: { Bucket: bucket, Key: key, Body: this.stream, ContentType: contentType },
-      queueSize: 2,
-      partSize: 5 * 1024 * 1024,
-    });
-    this.done = this.upload.done();
-    // Surfaced by `end()`; a rejection before then must not go unhandled.
-    this.done.catch(() => undefined);
-  }
-
-  async write(line: string): Promise<void> {
-    this.bytes += Buffer.byteLength(line);
-    this.lines++;
-    if (!this.stream.write(line)) await once(this.stream, 'drain');
-  }
-
-  async end(): Promise<BatchOutput> {
-    this.stream.end();
-    await this.done;
-    return { key: this.key, bytes: this.bytes, lines: this.lines };
-  }
-
-  async abort(): Promise<void> {
-    this.stream.destroy();
-    await this.upload.abort().catch(() => undefined);
   }
 }

@@ -103,6 +103,9 @@ export function wiringFromEnv(
     cursors,
     leaseMarginSeconds,
     ...(env.PLAN_CHUNKS_PER_STEP ? { planChunksPerStep: positiveNumber(env.PLAN_CHUNKS_PER_STEP, 10_000) } : {}),
+    ...(env.FINALIZE_CHUNKS_PER_STEP
+      ? { finalizeChunksPerStep: positiveNumber(env.FINALIZE_CHUNKS_PER_STEP, 2000) }
+      : {}),
     ...(log ? { log } : {}),
   });
   const engine = new JobEngine({

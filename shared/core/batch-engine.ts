@@ -4,6 +4,7 @@ import {
   appendable,
   appendedBefore,
   type BatchJob,
+  type BatchOutput,
   type BatchPart,
   type BatchState,
   type ChunkRow,
@@ -26,6 +27,7 @@ import {
 } from './batch.js';
 import { UNBORN_JOB_GRACE_MS } from './engine.js';
 import {
+  AssemblyLostError,
   IdempotencyMismatchError,
   InputMissingError,
   InvalidStateError,
@@ -37,6 +39,7 @@ import { jobIdForKey, newJobId, requestHash } from './ids.js';
 import { isTerminal, type TaskError } from './model.js';
 import {
   type AnyJob,
+  type AssemblingFiles,
   type BatchFiles,
   type Clock,
   type JobStore,
@@ -64,6 +67,8 @@ export interface BatchDeps {
   leaseAfterMs?: number;
   /** Chunk messages one plan step sends before it hands the rest to a step of its own. */
   planChunksPerStep?: number;
+  /** Chunks whose outcomes one finalize step assembles before it hands the rest on. */
+  finalizeChunksPerStep?: number;
   log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
 }
 
@@ -91,6 +96,12 @@ const PLAN_SEND_BYTES = 2 * 1024 * 1024;
  * worker's timeout, and a worker that dies mid-plan costs a slice of duplicates, not the whole plan.
  */
 const PLAN_CHUNKS_PER_STEP = 10_000;
+/**
+ * Chunk files one finalize step reads into the outputs (eight at a time) before it stores where the
+ * assembly stands and hands the rest to the next step: on S3, ~2,000 small reads take seconds,
+ * so a batch of any size is assembled in steps that each finish well inside the worker's timeout.
+ */
+const FINALIZE_CHUNKS_PER_STEP = 2000;
 /** Chunk outcome files the rows route reads per page at most (then it answers with a cursor). */
 const ROWS_PAGE_CHUNKS = 20;
 /** SQS holds back a new message for at most 15 minutes. */
@@ -639,7 +650,7 @@ export class BatchEngine {
    * ends the job. Safe to run twice: the files are rebuilt from the same commits, and the job write
    * is conditional.
    */
-  async finalize(jobId: string): Promise<BatchVerdict> {
+  async finalize(jobId: string, slice: { from?: number } = {}): Promise<BatchVerdict> {
     let job = await this.deps.store.read(jobId);
     if (job?.kind !== 'batch' || job.batch.outputs) return { kind: 'done' };
     if (!isTerminal(job.status) && job.batch.abortRequestedAt) job = await this.completeAbort(job);
@@ -655,9 +666,31 @@ export class BatchEngine {
     // Aborted or failed before it was planned: its rows are counted (all ABORTED) now; a file that
     // is gone has none.
     const rows = job.batch.plan?.rows ?? (await this.countRows(job.batch.parts, { missingIsEmpty: true }));
-    const counts: RowCounts = { succeeded: 0, failed: 0, aborted: 0 };
-    const outputs = await this.deps.files.assemble(`outputs/${jobId}/`, this.outcomes(job, rows, tallies, counts));
     const chunks = chunkCount(rows, job.batch.chunkSize);
+    const from = slice.from ?? 0;
+    const carried = from === 0 ? EMPTY_ASSEMBLY : await this.assemblyAt(jobId, from);
+    if (!carried) return this.restartAssembly(jobId, 'its state is gone');
+    const to = Math.min(chunks, from + (this.deps.finalizeChunksPerStep ?? FINALIZE_CHUNKS_PER_STEP));
+    const counts: RowCounts = { ...carried.counts };
+    let outputs: Record<string, BatchOutput>;
+    try {
+      const files = await this.deps.files.assemble(
+        `outputs/${jobId}/`,
+        this.outcomes(job, rows, tallies, counts, from, to),
+        carried.files,
+      );
+      if (to < chunks) {
+        // Where the assembly stands, then the step that goes on from it. A step run twice writes
+        // the same parts; its twin's state is whole too, so either one the next step reads is sound.
+        await this.deps.files.putJson(assemblyKey(jobId, to), { counts, files } satisfies Assembly);
+        await this.deps.queue.send([{ jobId, step: 'finalize', from: to }]);
+        return { kind: 'done' };
+      }
+      outputs = await this.deps.files.completeAssembly(files);
+    } catch (error) {
+      if (error instanceof AssemblyLostError) return this.restartAssembly(jobId, error.message);
+      throw error;
+    }
     const finished = await this.update(jobId, (current) => {
       if (current.batch.outputs) return undefined;
       const next = this.next(current);
@@ -848,14 +881,15 @@ export class BatchEngine {
     total: number,
     tallies: Tally[],
     counts: RowCounts,
+    from: number,
+    to: number,
   ): AsyncIterable<RowOutcome> {
     const { chunkSize } = job.batch;
     const commits = commitMap(tallies);
-    const chunks = chunkCount(total, chunkSize);
     const fetches = new Map<number, Promise<RowOutcome[]>>();
-    let fetched = 0;
-    for (let index = 0; index < chunks; index++) {
-      for (; fetched < Math.min(index + ASSEMBLY_READ_AHEAD, chunks); fetched++) {
+    let fetched = from;
+    for (let index = from; index < to; index++) {
+      for (; fetched < Math.min(index + ASSEMBLY_READ_AHEAD, to); fetched++) {
         const commit = commits.get(fetched);
         if (!commit) continue;
         const file = this.deps.files.getOutcomes(chunkKey(job.id, fetched, commit.token));
@@ -879,6 +913,23 @@ export class BatchEngine {
         yield { line, status: 'ABORTED', error: ABORTED_ROW };
       }
     }
+  }
+
+  /** Where the assembly stood when the step before handed on at chunk `from`; undefined if gone. */
+  private async assemblyAt(jobId: string, from: number): Promise<Assembly | undefined> {
+    try {
+      return (await this.deps.files.getJson(assemblyKey(jobId, from))) as Assembly;
+    } catch (error) {
+      if (error instanceof InputMissingError) return undefined;
+      throw error;
+    }
+  }
+
+  /** Assembles the outputs again from the first chunk: the files are rebuilt from the same commits. */
+  private async restartAssembly(jobId: string, why: string): Promise<BatchVerdict> {
+    this.log('warn', 'batch assembly starts over', { jobId, why });
+    await this.deps.queue.send([{ jobId, step: 'finalize' }]);
+    return { kind: 'done' };
   }
 
   /** A batch's tallies (for its events). */
@@ -966,6 +1017,18 @@ export class BatchEngine {
 }
 
 const ABORTED_ROW: TaskError = { kind: 'aborted', message: 'job aborted before this row ran' };
+
+/** What one finalize step hands the next: the counts so far and the output files part-way. */
+interface Assembly {
+  counts: RowCounts;
+  files: AssemblingFiles;
+}
+
+const EMPTY_ASSEMBLY: Assembly = { counts: { succeeded: 0, failed: 0, aborted: 0 }, files: {} };
+
+function assemblyKey(jobId: string, from: number): string {
+  return `outputs/${jobId}/assembly/${from}.json`;
+}
 
 /** Thrown by an `update` change that finds nothing to do. */
 class NoChange extends Error {}

@@ -69,3 +69,11 @@ export class InputMissingError extends Error {
     this.name = 'InputMissingError';
   }
 }
+
+/** An output upload carried between finalize steps is gone (completed by a twin step, or expired). */
+export class AssemblyLostError extends Error {
+  constructor(readonly key: string) {
+    super(`the multipart upload of ${key} no longer exists`);
+    this.name = 'AssemblyLostError';
+  }
+}

@@ -48,6 +48,21 @@ export interface TallyStore {
   close(jobId: string, groups: number): Promise<void>;
 }
 
+/**
+ * An output file part-way through assembly, as one finalize step hands it to the next: the parts
+ * uploaded so far and the bytes not yet sent (less than a part). Plain JSON, stored between steps.
+ */
+export interface AssemblingFile {
+  key: string;
+  contentType: string;
+  uploadId?: string;
+  parts: { n: number; etag: string }[];
+  bytes: number;
+  lines: number;
+  tail: string;
+}
+export type AssemblingFiles = Record<string, AssemblingFile>;
+
 /** A batch's files: inputs, per-chunk outcomes and the assembled outputs (S3). */
 export interface BatchFiles {
   /** The bucket the system keeps its own files in. */
@@ -61,8 +76,13 @@ export interface BatchFiles {
   rows(parts: readonly BatchPart[]): AsyncIterable<{ input?: unknown; invalid?: string }>;
   putOutcomes(key: string, outcomes: readonly RowOutcome[]): Promise<void>;
   getOutcomes(key: string): Promise<RowOutcome[]>;
-  /** Streams row outcomes (in line order) into `results`, `errors` and one file per output name. */
-  assemble(prefix: string, outcomes: AsyncIterable<RowOutcome>): Promise<Record<string, BatchOutput>>;
+  /**
+   * Streams row outcomes (in line order) into `results`, `errors` and one file per output name,
+   * continuing `files` (what earlier finalize steps assembled); returns what to carry to the next.
+   */
+  assemble(prefix: string, outcomes: AsyncIterable<RowOutcome>, files: AssemblingFiles): Promise<AssemblingFiles>;
+  /** Ends the files: their last bytes go up and each becomes one object. Throws `AssemblyLostError`. */
+  completeAssembly(files: AssemblingFiles): Promise<Record<string, BatchOutput>>;
   uploadUrl(key: string, expiresSeconds: number): Promise<string>;
   downloadUrl(key: string, expiresSeconds: number): Promise<string>;
 }

@@ -173,7 +173,7 @@ export type ChunkMessage = z.output<typeof chunkMessageSchema>;
 export const batchStepMessageSchema = z.strictObject({
   jobId: z.string().min(1).max(128),
   step: z.enum(['plan', 'finalize']),
-  /** A plan that ran out of its step's budget goes on from this chunk in a step of its own. */
+  /** A plan or finalize that used up its step's budget goes on from this chunk in a step of its own. */
   from: z.number().int().min(1).optional(),
 });
 export type BatchStepMessage = z.output<typeof batchStepMessageSchema>;

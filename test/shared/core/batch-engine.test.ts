@@ -81,7 +81,8 @@ async function drain(
           ...(planDeadline !== undefined ? { deadline: planDeadline } : {}),
         },
       );
-    else if ('step' in message) await by.finalize(message.jobId);
+    else if ('step' in message)
+      await by.finalize(message.jobId, message.from !== undefined ? { from: message.from } : {});
   }
   return lost;
 }
@@ -183,6 +184,62 @@ describe('a large input is planned in slices', () => {
     expect(job.batch.counts).toEqual({ succeeded: 25, failed: 0, aborted: 0 });
     const page = await sliced.rows(id, { limit: 100 });
     expect(page.items.map((row) => row.result)).toEqual(rows);
+  });
+});
+
+describe('the outputs of a large batch are assembled in slices', () => {
+  const rows = Array.from({ length: 25 }, (_, i) => (i % 7 === 3 ? { n: i + 1, fail: true } : { n: i + 1 }));
+
+  /** Runs a batch to its end, recording each finalize step; returns its results file, read back. */
+  async function finalized(by: BatchEngine, twice = false) {
+    const id = await submit({ processor: 'rows', rows, chunkSize: 2 });
+    const steps: (number | undefined)[] = [];
+    const copied = new Set<string>();
+    await drain((m) => {
+      if ('step' in m && m.step === 'finalize') {
+        steps.push(m.from);
+        // A twin of each step, run after everything else.
+        if (twice && !copied.has(JSON.stringify(m))) {
+          copied.add(JSON.stringify(m));
+          queue.push(m);
+        }
+      }
+      return false;
+    }, by);
+    const job = await by.get(id);
+    return { job, steps, results: await deps.files.getOutcomes(job.batch.outputs!.results!.key) };
+  }
+
+  it('hands on from step to step and ends with the very files one step makes', async () => {
+    const whole = await finalized(engine);
+    expect(whole.steps).toEqual([undefined]);
+    const sliced = await finalized(new BatchEngine({ ...deps, finalizeChunksPerStep: 3 }));
+    // 13 chunks, 3 per step.
+    expect(sliced.steps).toEqual([undefined, 3, 6, 9, 12]);
+    expect(sliced.job.status).toBe('SUCCEEDED');
+    expect(sliced.job.batch.counts).toEqual(whole.job.batch.counts);
+    expect(sliced.results).toEqual(whole.results);
+    expect(sliced.results.map((r) => r.line)).toEqual(rows.map((r) => r.n));
+    expect(sliced.job.batch.outputs!.results).toMatchObject({
+      lines: 25,
+      bytes: whole.job.batch.outputs!.results!.bytes,
+    });
+  });
+
+  it('ends with whole files when every step runs twice, and starts over when a step finds its state gone', async () => {
+    const whole = await finalized(engine);
+    const twins = await finalized(new BatchEngine({ ...deps, finalizeChunksPerStep: 3 }), true);
+    expect(twins.results).toEqual(whole.results);
+    expect(twins.job.batch.counts).toEqual(whole.job.batch.counts);
+
+    const sliced = new BatchEngine({ ...deps, finalizeChunksPerStep: 3 });
+    const id = await submit({ processor: 'rows', rows, chunkSize: 2 });
+    // Every chunk runs; the first finalize step is lost and a step from chunk 6 arrives instead.
+    await drain((m) => 'step' in m && m.step === 'finalize', sliced);
+    queue.push({ jobId: id, step: 'finalize', from: 6 });
+    await drain(() => false, sliced);
+    const job = await sliced.get(id);
+    expect(await deps.files.getOutcomes(job.batch.outputs!.results!.key)).toEqual(whole.results);
   });
 });
 
