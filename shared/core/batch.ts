@@ -87,8 +87,8 @@ export const CHUNKS_PER_TALLY = 48;
 
 export const MAX_CHUNK_SIZE = 1000;
 /**
- * Appends a held batch takes. Each is a part of the job item (~150 bytes), so this keeps the item
- * far inside DynamoDB's 400 KB; more rows than 1,000 appends of 100,000 go in a file upload.
+ * Parts of rows a held batch takes (its inline rows and each append). Each is a part of the job item
+ * (~150 bytes), so this keeps the item far inside DynamoDB's 400 KB; more rows go in a file upload.
  */
 export const MAX_APPENDS = 1000;
 export const MAX_CONTEXT_BYTES = 32 * 1024;
@@ -101,7 +101,9 @@ export function appendable(job: BatchJob): void {
     throw new InvalidStateError(`Job ${job.id} is ${job.status}; rows can only be appended while HELD`);
   }
   if (job.batch.parts.length >= MAX_APPENDS) {
-    throw new InvalidStateError(`Job ${job.id} has taken ${MAX_APPENDS} appends; send more rows as one file upload`);
+    throw new InvalidStateError(
+      `Job ${job.id} holds ${MAX_APPENDS} parts of rows (inline rows and appends); send more rows as one file upload`,
+    );
   }
 }
 

@@ -359,9 +359,17 @@ describe("bad batch input is refused with the contract's error and writes nothin
   }
 
   it('refuses an unknown processor and an S3 key that does not exist, creating no job', async () => {
-    // Earlier scenarios' messages (an aborted batch's chunks) must be gone before counting.
+    // Earlier scenarios' messages (an aborted batch's chunks, rows retried after a delay) must be
+    // gone, and the table at rest, before counting.
     await eventually(async () => (await queueDepth(stack, 'work')) === 0 || undefined, 60_000);
-    const before = (await tableItems(stack)).length;
+    let before = -1;
+    await eventually(async () => {
+      const now = (await tableItems(stack)).length;
+      const settled = now === before;
+      before = now;
+      if (!settled) await new Promise((r) => setTimeout(r, 1000));
+      return settled || undefined;
+    }, 60_000);
     const depth = await queueDepth(stack, 'work');
     const unknown = await api.submit({ type: 't', batch: { processor: 'nope.rows', rows: [1] } });
     expect(unknown.status).toBe(400);

@@ -148,6 +148,8 @@ describe('appends to a held batch', () => {
     expect(() => appendable(held([], 'PENDING'))).toThrow(/only be appended while HELD/);
     const parts = Array.from({ length: MAX_APPENDS }, () => part(1));
     expect(() => appendable(held(parts.slice(1)))).not.toThrow();
-    expect(() => appendable(held(parts))).toThrow(/1000 appends; send more rows as one file upload/);
+    expect(() => appendable(held(parts))).toThrow(
+      /holds 1000 parts of rows \(inline rows and appends\); send more rows as one file upload/,
+    );
   });
 });
