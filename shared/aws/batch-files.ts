@@ -4,6 +4,7 @@ import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   NoSuchKey,
   NoSuchUpload,
@@ -16,7 +17,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { BatchOutput, BatchPart, RowOutcome } from '../core/batch.js';
-import { AssemblyLostError, InputMissingError } from '../core/errors.js';
+import { AssemblyLostError, InputChangedError, InputMissingError } from '../core/errors.js';
 import type { AssemblingFile, AssemblingFiles, BatchFiles } from '../core/ports.js';
 
 /** What an output gathers before it goes up as one part (S3: every part but the last ≥ 5 MiB). */
@@ -52,13 +53,16 @@ export class S3BatchFiles implements BatchFiles {
   }
 
   async exists(bucket: string, key: string): Promise<boolean> {
+    return (await this.etag(bucket, key)) !== undefined;
+  }
+
+  async etag(bucket: string, key: string): Promise<string | undefined> {
     try {
-      await this.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return true;
+      return (await this.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag ?? '';
     } catch (error) {
-      if (error instanceof NotFound || error instanceof NoSuchKey) return false;
+      if (error instanceof NotFound || error instanceof NoSuchKey) return undefined;
       const status = (error as S3ServiceException).$metadata?.httpStatusCode;
-      if (status === 403 || status === 404 || status === 301) return false;
+      if (status === 403 || status === 404 || status === 301) return undefined;
       throw error;
     }
   }
@@ -70,9 +74,9 @@ export class S3BatchFiles implements BatchFiles {
           if (line !== '') yield { input: JSON.parse(line) };
         }
       } else if (part.format === 'csv') {
-        yield* csvRows(this.lines(part.bucket, part.key));
+        yield* csvRows(this.lines(part.bucket, part.key, part.etag));
       } else {
-        yield* jsonLines(this.lines(part.bucket, part.key));
+        yield* jsonLines(this.lines(part.bucket, part.key, part.etag));
       }
     }
   }
@@ -190,15 +194,24 @@ export class S3BatchFiles implements BatchFiles {
     await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
   }
 
-  private async body(bucket: string, key: string): Promise<Readable> {
+  /** An object's body; with `etag`, only that version of it (S3 checks If-Match, and so do we). */
+  private async body(bucket: string, key: string, etag?: string): Promise<Readable> {
+    let object: GetObjectCommandOutput;
     try {
-      const object = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      return object.Body as Readable;
+      object = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }));
     } catch (error) {
       const status = (error as S3ServiceException).$metadata?.httpStatusCode;
       if (error instanceof NoSuchKey || status === 404 || status === 403) throw new InputMissingError(bucket, key);
+      if (status === 412) throw new InputChangedError(bucket, key);
       throw error;
     }
+    const body = object.Body as Readable;
+    // Emulators may ignore If-Match; the ETag of what came back says the same.
+    if (etag !== undefined && object.ETag !== etag) {
+      body.destroy();
+      throw new InputChangedError(bucket, key);
+    }
+    return body;
   }
 
   private async text(bucket: string, key: string): Promise<string> {
@@ -209,8 +222,8 @@ export class S3BatchFiles implements BatchFiles {
   }
 
   /** Lines of an object, streamed; `\r\n` and a leading byte-order mark are handled. */
-  private async *lines(bucket: string, key: string): AsyncIterable<string> {
-    const body = await this.body(bucket, key);
+  private async *lines(bucket: string, key: string, etag?: string): AsyncIterable<string> {
+    const body = await this.body(bucket, key, etag);
     let first = true;
     try {
       for await (const line of createInterface({ input: body, crlfDelay: Number.POSITIVE_INFINITY })) {

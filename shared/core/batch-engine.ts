@@ -29,6 +29,7 @@ import { UNBORN_JOB_GRACE_MS } from './engine.js';
 import {
   AssemblyLostError,
   IdempotencyMismatchError,
+  InputChangedError,
   InputMissingError,
   InvalidStateError,
   NotFoundError,
@@ -209,10 +210,15 @@ export class BatchEngine {
    */
   async commit(prepared: PreparedBatch): Promise<{ job: AnyJob; created: boolean }> {
     const { job } = prepared;
-    if (prepared.file && !(await this.deps.files.exists(prepared.file.bucket, prepared.file.key))) {
-      throw new ValidationError('The batch input file does not exist or cannot be read', [
-        { path: 'batch.input.key', message: `no readable object s3://${prepared.file.bucket}/${prepared.file.key}` },
-      ]);
+    if (prepared.file) {
+      const etag = await this.deps.files.etag(prepared.file.bucket, prepared.file.key);
+      if (etag === undefined) {
+        throw new ValidationError('The batch input file does not exist or cannot be read', [
+          { path: 'batch.input.key', message: `no readable object s3://${prepared.file.bucket}/${prepared.file.key}` },
+        ]);
+      }
+      // The batch runs the file as it is now; one replaced later fails the batch, not mixes rows.
+      for (const part of job.batch.parts) if (part.kind === 'file' && etag) part.etag = etag;
     }
     const stored = job.batch.parts.find((part) => part.kind === 'rows');
     if (stored) await this.deps.files.putRows(stored.key, prepared.rows);
@@ -277,7 +283,8 @@ export class BatchEngine {
     if (first.status !== 'HELD')
       throw new InvalidStateError(`Job ${id} is ${first.status}; only a HELD batch can be released`);
     const upload = first.batch.upload;
-    if (upload && !(await this.deps.files.exists(this.deps.files.bucket, upload.key))) {
+    const etag = upload && (await this.deps.files.etag(this.deps.files.bucket, upload.key));
+    if (upload && etag === undefined) {
       throw new InvalidStateError(`Job ${id}: nothing was uploaded yet; PUT the file to the upload URL first`);
     }
     await this.deps.queue.send([{ jobId: id, step: 'plan' }]);
@@ -288,7 +295,13 @@ export class BatchEngine {
       const next = this.next(current);
       next.status = 'PENDING';
       if (upload && !next.batch.parts.some((p) => p.kind === 'file' && p.key === upload.key)) {
-        next.batch.parts.push({ kind: 'file', bucket: this.deps.files.bucket, key: upload.key, format: upload.format });
+        next.batch.parts.push({
+          kind: 'file',
+          bucket: this.deps.files.bucket,
+          key: upload.key,
+          format: upload.format,
+          ...(etag ? { etag } : {}),
+        });
       }
       return next;
     });
@@ -311,6 +324,10 @@ export class BatchEngine {
   ): Promise<BatchVerdict> {
     const job = await this.deps.store.read(jobId);
     if (job?.kind !== 'batch' || job.status === 'HELD') return this.unborn(jobId, delivery, 'plan');
+    if (isTerminal(job.status) && !job.batch.outputs) {
+      await this.deps.queue.send([{ jobId, step: 'finalize' }]);
+      return { kind: 'done' };
+    }
     if (isTerminal(job.status) || job.batch.abortRequestedAt) return { kind: 'done' };
     let planned = job;
     if (!job.batch.plan) {
@@ -318,10 +335,7 @@ export class BatchEngine {
       try {
         rows = await this.countRows(job.batch.parts);
       } catch (error) {
-        if (error instanceof InputMissingError) {
-          await this.failBatch(jobId, { kind: 'error', code: 'INPUT_MISSING', message: error.message });
-          return { kind: 'done' };
-        }
+        if (await this.failedByInput(jobId, error)) return { kind: 'done' };
         throw error;
       }
       const written = await this.update(jobId, (current) => {
@@ -353,7 +367,13 @@ export class BatchEngine {
       atChunk: from + (this.deps.planChunksPerStep ?? PLAN_CHUNKS_PER_STEP),
       ...(slice.deadline !== undefined ? { deadline: slice.deadline } : {}),
     };
-    const rest = await this.sendChunks(planned, this.readNumbered(planned.batch.parts), committed, { from, stop });
+    let rest: number | undefined;
+    try {
+      rest = await this.sendChunks(planned, this.readNumbered(planned.batch.parts), committed, { from, stop });
+    } catch (error) {
+      if (await this.failedByInput(jobId, error)) return { kind: 'done' };
+      throw error;
+    }
     // Sent only once this slice's messages are out: a step that dies is redelivered and resends its
     // slice (duplicates are harmless), so no chunk is ever left unsent.
     if (rest !== undefined) {
@@ -753,8 +773,31 @@ export class BatchEngine {
     }).catch((error) => (error instanceof NoChange ? this.get(job.id) : Promise.reject(error)));
   }
 
+  /** A batch whose input file vanished or was replaced cannot run (on): it fails, saying why. */
+  private async failedByInput(jobId: string, error: unknown): Promise<boolean> {
+    const code =
+      error instanceof InputMissingError
+        ? 'INPUT_MISSING'
+        : error instanceof InputChangedError
+          ? 'INPUT_CHANGED'
+          : null;
+    if (!code) return false;
+    await this.failBatch(jobId, { kind: 'error', code, message: (error as Error).message });
+    return true;
+  }
+
+  /**
+   * Ends a batch that cannot run (on) as FAILED, then sends the finalize step — after the write, or
+   * the finalizer would find the batch still running and ignore it. A crash in between leaves the
+   * plan message that got here to be redelivered, and the plan step re-sends finalize for a batch
+   * that has ended without its outputs.
+   */
   private async failBatch(jobId: string, error: TaskError): Promise<void> {
-    await this.deps.queue.send([{ jobId, step: 'finalize' }]);
+    // Chunks already sent (an earlier slice of the plan) may commit no more: what did not finish
+    // counts as ABORTED, as after an abort.
+    const job = await this.deps.store.read(jobId);
+    if (job?.kind === 'batch' && job.batch.plan)
+      await this.deps.tallies.close(jobId, tallyCount(job.batch.plan.chunks));
     await this.update(jobId, (current) => {
       if (isTerminal(current.status)) return undefined;
       const next = this.next(current);
@@ -763,6 +806,7 @@ export class BatchEngine {
       next.batch.error = error;
       return next;
     }).catch((e) => (e instanceof NoChange ? undefined : Promise.reject(e)));
+    await this.deps.queue.send([{ jobId, step: 'finalize' }]);
     this.log('warn', 'batch failed', { jobId, error });
   }
 
@@ -950,7 +994,8 @@ export class BatchEngine {
     try {
       for await (const _ of this.deps.files.rows(parts)) rows++;
     } catch (error) {
-      if (!(options.missingIsEmpty && error instanceof InputMissingError)) throw error;
+      const gone = error instanceof InputMissingError || error instanceof InputChangedError;
+      if (!(options.missingIsEmpty && gone)) throw error;
     }
     return rows;
   }

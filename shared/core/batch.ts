@@ -29,7 +29,14 @@ export type BatchPart =
       /** An append sent with an idempotency key: hashes of the key and of its rows, to know a retry. */
       append?: { key: string; rows: string };
     }
-  | { kind: 'file'; bucket: string; key: string; format: InputFormat };
+  | {
+      kind: 'file';
+      bucket: string;
+      key: string;
+      format: InputFormat;
+      /** The object as the batch took it (at submit, or release for an upload): reads insist on it. */
+      etag?: string;
+    };
 
 export interface BatchOutput {
   key: string;

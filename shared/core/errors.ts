@@ -70,6 +70,17 @@ export class InputMissingError extends Error {
   }
 }
 
+/** A batch's input file was replaced after the batch took it: its rows are no longer the ones counted. */
+export class InputChangedError extends Error {
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+  ) {
+    super(`input s3://${bucket}/${key} changed after the batch was submitted or released`);
+    this.name = 'InputChangedError';
+  }
+}
+
 /** An output upload carried between finalize steps is gone (completed by a twin step, or expired). */
 export class AssemblyLostError extends Error {
   constructor(readonly key: string) {

@@ -72,7 +72,12 @@ export interface BatchFiles {
   putRows(key: string, rows: readonly unknown[]): Promise<void>;
   /** Whether an object exists (and can be read). */
   exists(bucket: string, key: string): Promise<boolean>;
-  /** Every row of the parts in order: its value, or why it could not be read. Throws `InputMissingError`. */
+  /** The object's ETag, or undefined when it does not exist (or cannot be read). */
+  etag(bucket: string, key: string): Promise<string | undefined>;
+  /**
+   * Every row of the parts in order: its value, or why it could not be read. Throws
+   * `InputMissingError`, or `InputChangedError` for a file that is no longer the `etag` it names.
+   */
   rows(parts: readonly BatchPart[]): AsyncIterable<{ input?: unknown; invalid?: string }>;
   putOutcomes(key: string, outcomes: readonly RowOutcome[]): Promise<void>;
   getOutcomes(key: string): Promise<RowOutcome[]>;

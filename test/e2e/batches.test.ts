@@ -217,6 +217,26 @@ describe('batches over HTTP with demo.rows', () => {
     ]);
   });
 
+  it('runs an input file as it was at submit: one replaced before the release fails the batch, saying so', async () => {
+    const { s3 } = createClients();
+    const key = `replaced/${Date.now()}.jsonl`;
+    const put = (body: string) =>
+      s3.send(new PutObjectCommand({ Bucket: stack.info.buckets.data, Key: key, Body: body }));
+    await put('{"n":1}\n{"n":2}\n');
+    const submitted = await api.submit({
+      type: 'import',
+      batch: { processor: 'demo.rows', input: { bucket: stack.info.buckets.data, key }, hold: true },
+    });
+    expect(submitted.status).toBe(202);
+    await put('{"n":1}\n{"n":2}\n{"n":3}\n');
+    expect((await api.call('POST', `/v1/jobs/${(submitted.body as Batch).id}/release`)).status).toBe(202);
+    const job = await settle((submitted.body as Batch).id);
+    expect(job.status).toBe('FAILED');
+    expect(job.error).toMatchObject({ kind: 'error', code: 'INPUT_CHANGED' });
+    expect(job.error.message).toMatch(/changed after the batch was submitted/);
+    expect(job.batch.finalized).toBe(true);
+  });
+
   it('reads an input file from S3 (JSON Lines), and pages through rows by status with cursors', async () => {
     const { s3 } = createClients();
     const key = `uploads-by-hand/${Date.now()}.jsonl`;
@@ -386,7 +406,7 @@ describe("bad batch input is refused with the contract's error and writes nothin
     expect((missing.body as Batch).error.message).toMatch(/does not exist/);
     expect((await tableItems(stack)).length).toBe(before);
     expect(await queueDepth(stack, 'work')).toBe(depth);
-  });
+  }, 120_000);
 
   it('refuses appending to or releasing a batch that is not HELD, and rows that are not an array', async () => {
     const submitted = await api.submit({ type: 't', batch: { processor: 'demo.rows', rows: [1, 2] } });

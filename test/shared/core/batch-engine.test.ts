@@ -1,3 +1,4 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../../local/stack.js';
 import { S3BatchFiles } from '../../../shared/aws/batch-files.js';
@@ -164,6 +165,32 @@ describe('a large input is planned in slices', () => {
     );
     expect(steps).toEqual([undefined, 1, 2, 3]);
     expect((await engine.get(id)).batch.counts).toEqual({ succeeded: 7, failed: 0, aborted: 0 });
+  });
+
+  it('fails the batch, not mixes its rows, when the input file is replaced between two slices', async () => {
+    const sliced = new BatchEngine({ ...deps, planChunksPerStep: 3 });
+    const { s3 } = clients();
+    const bucket = stack.info.buckets.data!;
+    const key = 'in/replaced.jsonl';
+    const file = (tag: string) => rows.map((n) => JSON.stringify({ n, tag })).join('\n');
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: file('first') }));
+    const id = await submit({ processor: 'rows', input: { bucket, key, format: 'jsonl' }, chunkSize: 2 });
+    // The first slice is planned and its chunks run; then someone overwrites the file before the
+    // step that plans the next slice.
+    const next = await drain((m) => 'step' in m && m.step === 'plan' && m.from === 3, sliced);
+    expect(next).toHaveLength(1);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: file('second') }));
+    queue.push(...next);
+    await drain(() => false, sliced);
+    const job = await sliced.get(id);
+    expect(job.status).toBe('FAILED');
+    expect(job.batch.error).toMatchObject({ code: 'INPUT_CHANGED' });
+    // The rows of the first slice ran (from the file as submitted); the rest never did.
+    expect(job.batch.counts).toEqual({ succeeded: 6, failed: 0, aborted: 19 });
+    const results = await deps.files.getOutcomes(job.batch.outputs!.results!.key);
+    expect(results.filter((r) => r.status === 'SUCCEEDED').map((r) => (r.result as { tag: string }).tag)).toEqual(
+      Array(6).fill('first'),
+    );
   });
 
   it('loses and repeats nothing when every plan step is delivered twice, out of turn', async () => {
