@@ -65,6 +65,7 @@ async function runRecord(record: SQSRecord, context?: Context): Promise<void> {
               { ...(sentAt !== undefined ? { sentAt } : {}) },
               {
                 ...(message.from !== undefined ? { from: message.from } : {}),
+                ...(message.resume !== undefined ? { resume: message.resume } : {}),
                 // Leaves time to send the slice's last messages and the step that goes on from it.
                 ...(context ? { deadline: Date.now() + context.getRemainingTimeInMillis() - PLAN_MARGIN_MS } : {}),
               },

@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import {
   CompleteMultipartUploadCommand,
@@ -18,7 +17,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { BatchOutput, BatchPart, RowOutcome } from '../core/batch.js';
 import { AssemblyLostError, InputChangedError, InputMissingError } from '../core/errors.js';
-import type { AssemblingFile, AssemblingFiles, BatchFiles } from '../core/ports.js';
+import type { AssemblingFile, AssemblingFiles, BatchFiles, InputRow, RowCursor } from '../core/ports.js';
 
 /** What an output gathers before it goes up as one part (S3: every part but the last ≥ 5 MiB). */
 const PART_BYTES = 8 * 1024 * 1024;
@@ -26,7 +25,9 @@ const PART_BYTES = 8 * 1024 * 1024;
 /** A CSV record may span lines inside quotes, up to this many characters; past it the line fails alone. */
 const MAX_CSV_RECORD_CHARS = 1024 * 1024;
 
-type Row = { input?: unknown; invalid?: string };
+/** A line of a file, without its line break, and where it starts. */
+type Line = { text: string; byte: number; fileLine: number };
+type Row = Omit<InputRow, 'at'> & { at: Omit<RowCursor, 'part'> };
 
 /**
  * A batch's files on S3. Inputs and outputs are streamed, so memory follows the chunk size, not
@@ -67,17 +68,21 @@ export class S3BatchFiles implements BatchFiles {
     }
   }
 
-  async *rows(parts: readonly BatchPart[]): AsyncIterable<Row> {
-    for (const part of parts) {
+  async *rows(parts: readonly BatchPart[], from?: RowCursor): AsyncIterable<InputRow> {
+    for (let index = from?.part ?? 0; index < parts.length; index++) {
+      const part = parts[index]!;
+      const start = from?.part === index ? { byte: from.byte, fileLine: from.fileLine } : { byte: 0, fileLine: 1 };
+      let rows: AsyncIterable<Row>;
       if (part.kind === 'rows') {
-        for await (const line of this.lines(this.bucket, part.key)) {
-          if (line !== '') yield { input: JSON.parse(line) };
-        }
+        rows = jsonLines(this.lines(this.bucket, part.key, undefined, start));
       } else if (part.format === 'csv') {
-        yield* csvRows(this.lines(part.bucket, part.key, part.etag));
+        // Resuming past the header: it is read on its own first (the reader stops right after it).
+        const header = start.byte > 0 ? await csvHeader(this.lines(part.bucket, part.key, part.etag)) : undefined;
+        rows = csvRows(this.lines(part.bucket, part.key, part.etag, start), header);
       } else {
-        yield* jsonLines(this.lines(part.bucket, part.key, part.etag));
+        rows = jsonLines(this.lines(part.bucket, part.key, part.etag, start));
       }
+      for await (const row of rows) yield { ...row, at: { part: index, ...row.at } };
     }
   }
 
@@ -194,11 +199,18 @@ export class S3BatchFiles implements BatchFiles {
     await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
   }
 
-  /** An object's body; with `etag`, only that version of it (S3 checks If-Match, and so do we). */
-  private async body(bucket: string, key: string, etag?: string): Promise<Readable> {
+  /** An object's body, from byte `start`; with `etag`, only that version of it (S3 checks If-Match, and so do we). */
+  private async body(bucket: string, key: string, etag?: string, start = 0): Promise<Readable> {
     let object: GetObjectCommandOutput;
     try {
-      object = await this.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }));
+      object = await this.s3.send(
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          IfMatch: etag,
+          ...(start > 0 ? { Range: `bytes=${start}-` } : {}),
+        }),
+      );
     } catch (error) {
       const status = (error as S3ServiceException).$metadata?.httpStatusCode;
       if (error instanceof NoSuchKey || status === 404 || status === 403) throw new InputMissingError(bucket, key);
@@ -221,88 +233,133 @@ export class S3BatchFiles implements BatchFiles {
     return Buffer.concat(chunks).toString('utf8');
   }
 
-  /** Lines of an object, streamed; `\r\n` and a leading byte-order mark are handled. */
-  private async *lines(bucket: string, key: string, etag?: string): AsyncIterable<string> {
-    const body = await this.body(bucket, key, etag);
-    let first = true;
+  /**
+   * Lines of an object from byte `start`, streamed, each with the byte and line of the file it
+   * starts at (so reading can resume there); `\r\n` and a leading byte-order mark are handled.
+   */
+  private async *lines(
+    bucket: string,
+    key: string,
+    etag?: string,
+    start: { byte: number; fileLine: number } = { byte: 0, fileLine: 1 },
+  ): AsyncIterable<Line> {
+    const body = await this.body(bucket, key, etag, start.byte);
+    let byte = start.byte;
+    let fileLine = start.fileLine;
+    let rest: Buffer | undefined;
+    const line = (buffer: Buffer, from: number, end: number): Line => {
+      let stop = end;
+      if (stop > from && buffer[stop - 1] === 13) stop--;
+      let text = buffer.toString('utf8', from, stop);
+      if (byte === 0) text = text.replace(/^\uFEFF/, '');
+      const out = { text, byte, fileLine };
+      byte += end - from + 1;
+      fileLine++;
+      return out;
+    };
     try {
-      for await (const line of createInterface({ input: body, crlfDelay: Number.POSITIVE_INFINITY })) {
-        yield first ? line.replace(/^\uFEFF/, '') : line;
-        first = false;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        const buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
+        let from = 0;
+        for (let nl = buffer.indexOf(10); nl !== -1; nl = buffer.indexOf(10, from)) {
+          yield line(buffer, from, nl);
+          from = nl + 1;
+        }
+        rest = from < buffer.length ? buffer.subarray(from) : undefined;
       }
+      if (rest) yield line(rest, 0, rest.length);
     } finally {
-      // A reader that stops early (a plan slice) would otherwise leave the body flowing: the rest of
-      // the file downloaded for nothing (and, locally, a connection the S3 server waits on at stop).
+      // A reader that stops early (a plan slice, the CSV header) would otherwise leave the body
+      // flowing: the rest of the file downloaded for nothing.
       body.destroy();
     }
   }
 }
 
 /** JSON Lines: one JSON value per line; blank lines are not rows; a line that is not JSON fails alone. */
-async function* jsonLines(lines: AsyncIterable<string>): AsyncIterable<Row> {
-  let number = 0;
-  for await (const line of lines) {
-    number++;
-    if (line.trim() === '') continue;
+async function* jsonLines(lines: AsyncIterable<Line>): AsyncIterable<Row> {
+  for await (const { text, byte, fileLine } of lines) {
+    if (text.trim() === '') continue;
+    const at = { byte, fileLine };
     try {
-      yield { input: JSON.parse(line) };
+      yield { input: JSON.parse(text), at };
     } catch (error) {
-      yield { invalid: `line ${number} of the file is not JSON: ${(error as Error).message.slice(0, 200)}` };
+      yield { invalid: `line ${fileLine} of the file is not JSON: ${(error as Error).message.slice(0, 200)}`, at };
     }
   }
 }
 
 /**
- * CSV with a header row (field names). Each record is cut out by its quotes (a quoted field may
- * hold line breaks) and parsed on its own by csv-parse, so a ragged or badly quoted record fails
- * alone — with its reason — and the rows after it are read as usual. Records without any quote
- * are split on commas directly (RFC 4180 gives them no other reading), which keeps 1M rows fast.
+ * CSV records, each cut out by its quotes (a quoted field may hold line breaks): its text and
+ * where it starts, or why it cannot be cut (a quote never closed).
  */
-async function* csvRows(lines: AsyncIterable<string>): AsyncIterable<Row> {
-  let header: string[] | undefined;
+async function* csvRecords(
+  lines: AsyncIterable<Line>,
+): AsyncIterable<{ text: string; at: { byte: number; fileLine: number }; unclosed?: true }> {
   let record = '';
   let quotes = 0;
-  let startLine = 0;
-  let number = 0;
+  let at = { byte: 0, fileLine: 0 };
   for await (const line of lines) {
-    number++;
-    if (record === '' && line.trim() === '') continue;
-    if (record === '') startLine = number;
-    record = record === '' ? line : `${record}\n${line}`;
-    quotes += countQuotes(line);
+    if (record === '' && line.text.trim() === '') continue;
+    if (record === '') at = { byte: line.byte, fileLine: line.fileLine };
+    record = record === '' ? line.text : `${record}\n${line.text}`;
+    quotes += countQuotes(line.text);
     if (quotes % 2 === 1 && record.length < MAX_CSV_RECORD_CHARS) continue;
     const text = record;
-    const unbalanced = quotes % 2 === 1;
+    const unclosed = quotes % 2 === 1;
     record = '';
     quotes = 0;
-    if (unbalanced) {
-      yield { invalid: `CSV record at line ${startLine}: a quoted field is never closed` };
+    yield unclosed ? { text, at, unclosed } : { text, at };
+  }
+  if (record !== '') yield { text: record, at, unclosed: true };
+}
+
+/** The header of a CSV file (its first record): field names, or why it cannot be read. */
+async function csvHeader(lines: AsyncIterable<Line>): Promise<string[] | string> {
+  for await (const record of csvRecords(lines)) {
+    return record.unclosed ? 'a quoted field is never closed' : splitRecord(record.text);
+  }
+  return 'the file is empty';
+}
+
+/**
+ * CSV with a header row (field names). Each record is cut out by its quotes and parsed on its own
+ * by csv-parse, so a ragged or badly quoted record fails alone — with its reason — and the rows
+ * after it are read as usual. Records without any quote are split on commas directly (RFC 4180
+ * gives them no other reading), which keeps 1M rows fast. `header`: already read (a resumed read).
+ */
+async function* csvRows(lines: AsyncIterable<Line>, header?: string[] | string): AsyncIterable<Row> {
+  let names = header;
+  for await (const { text, at, unclosed } of csvRecords(lines)) {
+    if (names === undefined) {
+      names = unclosed ? 'a quoted field is never closed' : splitRecord(text);
+      if (typeof names === 'string') {
+        yield { invalid: `CSV header: ${names}`, at };
+        return;
+      }
+      continue;
+    }
+    if (typeof names === 'string') return;
+    if (unclosed) {
+      yield { invalid: `CSV record at line ${at.fileLine}: a quoted field is never closed`, at };
       continue;
     }
     const fields = splitRecord(text);
-    if (!header) {
-      if (typeof fields === 'string') {
-        yield { invalid: `CSV header: ${fields}` };
-        return;
-      }
-      header = fields;
-      continue;
-    }
     if (typeof fields === 'string') {
-      yield { invalid: `CSV record at line ${startLine}: ${fields}` };
-    } else if (fields.length !== header.length) {
+      yield { invalid: `CSV record at line ${at.fileLine}: ${fields}`, at };
+    } else if (fields.length !== names.length) {
       yield {
-        invalid: `CSV record at line ${startLine} has ${fields.length} field(s); the header has ${header.length}`,
+        invalid: `CSV record at line ${at.fileLine} has ${fields.length} field(s); the header has ${names.length}`,
+        at,
       };
     } else {
       const row: Record<string, string> = {};
-      header.forEach((name, i) => {
+      names.forEach((name, i) => {
         row[name] = fields[i] as string;
       });
-      yield { input: row };
+      yield { input: row, at };
     }
   }
-  if (record !== '') yield { invalid: `CSV record at line ${startLine}: a quoted field is never closed` };
 }
 
 function countQuotes(line: string): number {

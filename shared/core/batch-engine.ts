@@ -46,6 +46,7 @@ import {
   type JobStore,
   type ProcessorInvoker,
   processorJobView,
+  type RowCursor,
   type TallyStore,
   type WorkQueue,
 } from './ports.js';
@@ -320,7 +321,7 @@ export class BatchEngine {
   async plan(
     jobId: string,
     delivery: Pick<BatchDelivery, 'sentAt'>,
-    slice: { from?: number; deadline?: number } = {},
+    slice: { from?: number; deadline?: number; resume?: PlanResume } = {},
   ): Promise<BatchVerdict> {
     const job = await this.deps.store.read(jobId);
     if (job?.kind !== 'batch' || job.status === 'HELD') return this.unborn(jobId, delivery, 'plan');
@@ -367,9 +368,12 @@ export class BatchEngine {
       atChunk: from + (this.deps.planChunksPerStep ?? PLAN_CHUNKS_PER_STEP),
       ...(slice.deadline !== undefined ? { deadline: slice.deadline } : {}),
     };
-    let rest: number | undefined;
+    // The step before says where this slice starts in the input, so nothing before it is read
+    // again (the file is pinned by its ETag, so the position still holds).
+    const resume = slice.resume?.line === from * planned.batch.chunkSize + 1 ? slice.resume : undefined;
+    let rest: PlanResume | undefined;
     try {
-      rest = await this.sendChunks(planned, this.readNumbered(planned.batch.parts), committed, { from, stop });
+      rest = await this.sendChunks(planned, this.readNumbered(planned.batch.parts, resume), committed, { from, stop });
     } catch (error) {
       if (await this.failedByInput(jobId, error)) return { kind: 'done' };
       throw error;
@@ -377,22 +381,25 @@ export class BatchEngine {
     // Sent only once this slice's messages are out: a step that dies is redelivered and resends its
     // slice (duplicates are harmless), so no chunk is ever left unsent.
     if (rest !== undefined) {
-      await this.deps.queue.send([{ jobId, step: 'plan', from: rest }]);
-      this.log('info', 'batch plan continues in a next step', { jobId, from: rest, chunks: plan.chunks });
+      const next = chunkOfLine(rest.line, planned.batch.chunkSize);
+      await this.deps.queue.send([{ jobId, step: 'plan', from: next, resume: rest }]);
+      this.log('info', 'batch plan continues in a next step', { jobId, from: next, chunks: plan.chunks });
     }
     return { kind: 'done' };
   }
 
-  private async *numbered(rows: unknown[]): AsyncIterable<ChunkRow> {
+  private async *numbered(rows: unknown[]): AsyncIterable<PlannedRow> {
     let line = 0;
-    for (const input of rows) yield { line: ++line, input };
+    for (const input of rows) yield { row: { line: ++line, input } };
   }
 
-  private async *readNumbered(parts: BatchPart[]): AsyncIterable<ChunkRow> {
-    let line = 0;
-    for await (const row of this.deps.files.rows(parts)) {
+  /** The input's rows numbered in line order, from the start or from where a slice resumes. */
+  private async *readNumbered(parts: BatchPart[], resume?: PlanResume): AsyncIterable<PlannedRow> {
+    let line = resume ? resume.line - 1 : 0;
+    const from = resume && { part: resume.part, byte: resume.byte, fileLine: resume.fileLine };
+    for await (const { input, invalid, at } of this.deps.files.rows(parts, from)) {
       line++;
-      yield row.invalid !== undefined ? { line, invalid: row.invalid } : { line, input: row.input };
+      yield { row: invalid !== undefined ? { line, invalid } : { line, input }, at };
     }
   }
 
@@ -403,10 +410,10 @@ export class BatchEngine {
    */
   private async sendChunks(
     job: BatchJob,
-    rows: AsyncIterable<ChunkRow>,
+    rows: AsyncIterable<PlannedRow>,
     skip: Set<number>,
     slice: { from: number; stop?: { atChunk: number; deadline?: number } } = { from: 0 },
-  ): Promise<number | undefined> {
+  ): Promise<PlanResume | undefined> {
     const { chunkSize } = job.batch;
     const chunks = job.batch.plan!.chunks;
     let pending: ChunkMessage[] = [];
@@ -446,9 +453,9 @@ export class BatchEngine {
       await flush(false);
     };
     const { stop } = slice;
-    let rest: number | undefined;
-    for await (const row of rows) {
-      if (stop && current.length === 0 && (row.line - 1) % chunkSize === 0) {
+    let rest: PlanResume | undefined;
+    for await (const { row, at } of rows) {
+      if (stop && at && current.length === 0 && (row.line - 1) % chunkSize === 0) {
         const index = chunkOfLine(row.line, chunkSize);
         if (
           index >= stop.atChunk ||
@@ -456,7 +463,7 @@ export class BatchEngine {
         ) {
           // Every step sends at least its first chunk, so a slow read still moves the plan on.
           if (index > slice.from) {
-            rest = index;
+            rest = { line: row.line, ...at };
             break;
           }
         }
@@ -1062,6 +1069,15 @@ export class BatchEngine {
 }
 
 const ABORTED_ROW: TaskError = { kind: 'aborted', message: 'job aborted before this row ran' };
+
+/** A row on its way into a chunk message, with where it starts in the input (read from a file). */
+interface PlannedRow {
+  row: ChunkRow;
+  at?: RowCursor;
+}
+
+/** Where a plan's next slice starts: its first row's line, and that row's place in the input. */
+type PlanResume = RowCursor & { line: number };
 
 /** What one finalize step hands the next: the counts so far and the output files part-way. */
 interface Assembly {

@@ -63,6 +63,23 @@ export interface AssemblingFile {
 }
 export type AssemblingFiles = Record<string, AssemblingFile>;
 
+/**
+ * Where a row starts in a batch's input: its part, the byte its record starts at, and that byte's
+ * line of the file. Reading can resume there without reading what comes before.
+ */
+export interface RowCursor {
+  part: number;
+  byte: number;
+  fileLine: number;
+}
+
+/** One row of a batch's input: its value, or why it could not be read; and where it starts. */
+export interface InputRow {
+  input?: unknown;
+  invalid?: string;
+  at: RowCursor;
+}
+
 /** A batch's files: inputs, per-chunk outcomes and the assembled outputs (S3). */
 export interface BatchFiles {
   /** The bucket the system keeps its own files in. */
@@ -78,7 +95,7 @@ export interface BatchFiles {
    * Every row of the parts in order: its value, or why it could not be read. Throws
    * `InputMissingError`, or `InputChangedError` for a file that is no longer the `etag` it names.
    */
-  rows(parts: readonly BatchPart[]): AsyncIterable<{ input?: unknown; invalid?: string }>;
+  rows(parts: readonly BatchPart[], from?: RowCursor): AsyncIterable<InputRow>;
   putOutcomes(key: string, outcomes: readonly RowOutcome[]): Promise<void>;
   getOutcomes(key: string): Promise<RowOutcome[]>;
   /**

@@ -175,6 +175,15 @@ export const batchStepMessageSchema = z.strictObject({
   step: z.enum(['plan', 'finalize']),
   /** A plan or finalize that used up its step's budget goes on from this chunk in a step of its own. */
   from: z.number().int().min(1).optional(),
+  /** Where the plan's next slice starts in the input (its first row's line and position). */
+  resume: z
+    .strictObject({
+      line: z.number().int().min(1),
+      part: z.number().int().min(0),
+      byte: z.number().int().min(0),
+      fileLine: z.number().int().min(1),
+    })
+    .optional(),
 });
 export type BatchStepMessage = z.output<typeof batchStepMessageSchema>;
 

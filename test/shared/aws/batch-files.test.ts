@@ -1,9 +1,8 @@
-import { Agent } from 'node:http';
-import type { Socket } from 'node:net';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../../local/stack.js';
 import { S3BatchFiles } from '../../../shared/aws/batch-files.js';
+import { countingS3 } from '../../support/counting-s3.js';
 import { startTestStack } from '../../support/stack.js';
 
 let stack: LocalStack;
@@ -12,32 +11,15 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-/** An HTTP agent that remembers its connections, to see how much each one downloaded. */
-class CountingAgent extends Agent {
-  readonly opened: Socket[] = [];
-  override createConnection(...args: Parameters<Agent['createConnection']>) {
-    const socket = super.createConnection(...args) as Socket;
-    this.opened.push(socket);
-    return socket;
-  }
-}
-
 describe('reading an input file', () => {
   it('stops downloading when the reader stops early, as each slice of a plan does', async () => {
-    const agent = new CountingAgent({ keepAlive: true });
-    const s3 = new S3Client({
-      forcePathStyle: true,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { httpAgent: agent },
-    });
+    const { s3, downloaded: fetched } = countingS3();
     const bucket = stack.info.buckets.data!;
     const files = new S3BatchFiles(s3, bucket);
     const line = `${JSON.stringify({ pad: 'x'.repeat(90) })}\n`;
     const size = line.length * 400_000; // 40 MB
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'in/big.jsonl', Body: line.repeat(400_000) }));
-    const downloaded = () => agent.opened.reduce((sum, socket) => sum + socket.bytesRead, 0);
-    const before = downloaded();
+    const before = fetched();
     const part = [{ kind: 'file' as const, bucket, key: 'in/big.jsonl', format: 'jsonl' as const }];
     for await (const row of files.rows(part)) {
       expect(row.input).toEqual({ pad: 'x'.repeat(90) });
@@ -46,7 +28,7 @@ describe('reading an input file', () => {
     await new Promise((r) => setTimeout(r, 500));
     // A reader that left the rest of the body flowing downloaded the whole 40 MB for one row (in
     // AWS: a 5 GB file read to its end by every slice of its plan).
-    expect(downloaded() - before).toBeLessThan(size / 4);
+    expect(fetched() - before).toBeLessThan(size / 4);
     // And S3 is reachable as before.
     expect(await files.exists(bucket, 'in/big.jsonl')).toBe(true);
     s3.destroy();

@@ -11,6 +11,7 @@ import type { ChunkRequest, WorkQueue } from '../../../shared/core/ports.js';
 import { ProcessorRegistry } from '../../../shared/core/processors.js';
 import { parseOrThrow, submitBatchSchema, type WorkMessage } from '../../../shared/core/schemas.js';
 import { Cursors } from '../../../shared/core/search.js';
+import { countingS3 } from '../../support/counting-s3.js';
 import { startTestStack } from '../../support/stack.js';
 
 /**
@@ -79,6 +80,7 @@ async function drain(
         { sentAt: Date.now() },
         {
           ...(message.from !== undefined ? { from: message.from } : {}),
+          ...(message.resume !== undefined ? { resume: message.resume } : {}),
           ...(planDeadline !== undefined ? { deadline: planDeadline } : {}),
         },
       );
@@ -166,6 +168,70 @@ describe('a large input is planned in slices', () => {
     expect(steps).toEqual([undefined, 1, 2, 3]);
     expect((await engine.get(id)).batch.counts).toEqual({ succeeded: 7, failed: 0, aborted: 0 });
   });
+
+  it('resumes each slice where the last one stopped in the file, reading a CSV as one pass would', async () => {
+    const { s3 } = clients();
+    const bucket = stack.info.buckets.data!;
+    // A byte-order mark, CRLF line ends, blank lines, quoted fields with commas and line breaks,
+    // non-ASCII text, a ragged record and a badly quoted one: every boundary a resume could break.
+    const records = ['\uFEFFid,name,note'];
+    for (let n = 1; n <= 40; n++) {
+      if (n === 7) records.push('7,ragged');
+      else if (n === 19) records.push('19,x"y"z,w');
+      else if (n === 40) records.push('40,"never closed,x');
+      else if (n % 5 === 0) records.push(`${n},"Zoë, ${n}","two\r\nlines"`);
+      else records.push(`${n},name ${n},ok`);
+      if (n % 9 === 0) records.push('');
+    }
+    const key = 'in/resumed.csv';
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: records.join('\r\n') }));
+    const run = async (by: BatchEngine) => {
+      const id = await submit({ processor: 'rows', input: { bucket, key, format: 'csv' }, chunkSize: 3 });
+      const resumes: unknown[] = [];
+      await drain((m) => {
+        if ('step' in m && m.step === 'plan' && m.from) resumes.push(m.resume);
+        return false;
+      }, by);
+      const job = await by.get(id);
+      return { resumes, counts: job.batch.counts, rows: await deps.files.getOutcomes(job.batch.outputs!.results!.key) };
+    };
+    const whole = await run(engine);
+    const sliced = await run(new BatchEngine({ ...deps, planChunksPerStep: 2 }));
+    expect(whole.resumes).toEqual([]);
+    // 40 records in chunks of 3: 14 chunks, 2 per step, so 6 steps that each resume in the file.
+    expect(sliced.resumes).toHaveLength(6);
+    expect(sliced.resumes.every((r) => (r as { byte: number }).byte > 0)).toBe(true);
+    expect(sliced.rows).toEqual(whole.rows);
+    expect(sliced.counts).toEqual(whole.counts);
+    // The record with a quoted line break was read whole, and the bad ones failed alone.
+    expect(whole.rows.find((r) => r.line === 10)?.result).toEqual({ id: '10', name: 'Zoë, 10', note: 'two\nlines' });
+    expect(whole.rows.filter((r) => r.status === 'FAILED').map((r) => r.line)).toEqual([7, 19, 40]);
+  });
+
+  it('reads the input about twice in all (count, then send), however many slices the plan takes', async () => {
+    // The sliced engine reads through a connection that counts what it downloads.
+    const { s3, downloaded } = countingS3();
+    const bucket = stack.info.buckets.data!;
+    const pad = 'x'.repeat(80);
+    const body = Array.from({ length: 80_000 }, (_, i) => JSON.stringify({ n: i + 1, pad })).join('\n');
+    const size = Buffer.byteLength(body);
+    await clients().s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'in/eight-mb.jsonl', Body: body }));
+    const sliced = new BatchEngine({ ...deps, files: new S3BatchFiles(s3, bucket), planChunksPerStep: 8 });
+    const id = await submit({ processor: 'rows', input: { bucket, key: 'in/eight-mb.jsonl' }, chunkSize: 1000 });
+    const before = downloaded();
+    let steps = 0;
+    // Only the plan: its chunk messages are dropped here, as what is measured is the reading.
+    await drain((m) => {
+      if ('step' in m && m.step === 'plan') steps++;
+      return 'chunk' in m;
+    }, sliced);
+    expect(steps).toBe(10);
+    const read = downloaded() - before;
+    // From the start each time, the ten slices alone would read 5.5 times the file.
+    expect(read).toBeLessThan(3 * size);
+    expect((await sliced.get(id)).status).toBe('RUNNING');
+    s3.destroy();
+  }, 60_000);
 
   it('fails the batch, not mixes its rows, when the input file is replaced between two slices', async () => {
     const sliced = new BatchEngine({ ...deps, planChunksPerStep: 3 });
