@@ -254,6 +254,8 @@ export class JobsStack extends Stack {
     });
     allow('worker', ['sqs:ChangeMessageVisibility'], [this.queues.work.queueArn]);
     allow('submitConsumer', ['sqs:SendMessage'], [this.queues.submitDlq.queueArn]);
+    // Backs a failed submission off (seconds) instead of leaving it to the queue's visibility timeout.
+    allow('submitConsumer', ['sqs:ChangeMessageVisibility'], [this.queues.submit.queueArn]);
     allow('sweeper', ['dynamodb:Scan'], [table.tableArn]);
     const lambdaTargets = processorTargets.filter((t) => t.type === 'lambda');
     if (lambdaTargets.length) {

@@ -8,7 +8,7 @@ import { wiring } from '../../shared/aws/wiring.js';
 import type { JobEngine, PreparedJob } from '../../shared/core/engine.js';
 import { JobsError } from '../../shared/core/errors.js';
 import { idempotencyKeySchema, parseJson } from '../../shared/core/schemas.js';
-import { engineLog } from '../../shared/lambda/handlers.js';
+import { engineLog, retrySoon } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-submit' });
@@ -60,8 +60,13 @@ async function submitBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const failed: string[] = [];
   const settle = async (record: SQSRecord, error: unknown) => {
     if (!(error instanceof JobsError)) {
-      logger.error('submission failed; SQS will retry it', { messageId: record.messageId, error: String(error) });
       failed.push(record.messageId);
+      const delaySeconds = await retrySoon(process.env[resourceEnv.queueUrl('submit')], record);
+      logger.error('submission failed; it comes back after a backoff', {
+        messageId: record.messageId,
+        delaySeconds,
+        error: String(error),
+      });
       return;
     }
     await refuse(record, error).catch(() => failed.push(record.messageId));

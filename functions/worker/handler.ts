@@ -1,10 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSRecord } from 'aws-lambda';
-import { clients } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
 import { parseJson, workMessageSchema } from '../../shared/core/schemas.js';
-import { engineLog, sqsBatchHandler } from '../../shared/lambda/handlers.js';
+import { engineLog, hideMessage, retrySoon, sqsBatchHandler } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-worker' });
@@ -14,13 +12,7 @@ const log = engineLog(logger);
 class RetryLater extends Error {}
 
 function setVisibility(record: SQSRecord, seconds: number) {
-  return clients().sqs.send(
-    new ChangeMessageVisibilityCommand({
-      QueueUrl: process.env[resourceEnv.queueUrl('work')],
-      ReceiptHandle: record.receiptHandle,
-      VisibilityTimeout: Math.max(0, Math.min(43_200, Math.ceil(seconds))),
-    }),
-  );
+  return hideMessage(process.env[resourceEnv.queueUrl('work')], record, seconds);
 }
 
 /** What a plan step keeps back from its timeout to send its last messages and its continuation. */
@@ -33,6 +25,23 @@ const PLAN_MARGIN_MS = 60_000;
  * plus a reported failure.
  */
 async function runRecord(record: SQSRecord, context?: Context): Promise<void> {
+  try {
+    await handleMessage(record, context);
+  } catch (error) {
+    if (error instanceof RetryLater) throw error;
+    // An outage outlasted the SDK's retries: a live lease holds the early duplicate, a committed
+    // outcome drops it.
+    const delaySeconds = await retrySoon(process.env[resourceEnv.queueUrl('work')], record);
+    logger.warn('work message failed; it comes back after a backoff', {
+      messageId: record.messageId,
+      delaySeconds,
+      error: String(error),
+    });
+    throw error;
+  }
+}
+
+async function handleMessage(record: SQSRecord, context?: Context): Promise<void> {
   const parsed = workMessageSchema.safeParse(parseJson(record.body));
   if (!parsed.success) {
     logger.error('Unreadable work message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });

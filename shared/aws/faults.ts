@@ -8,6 +8,10 @@ export interface FaultPlan {
   rate: number;
   /** Extra latency per call, in ms (uniform 0..latencyMs). */
   latencyMs?: number;
+  /** Only these commands fail (by the SDK's command name, e.g. `GetCommand`); all when absent. */
+  commands?: string[];
+  /** Stop failing after this many injected failures: an outage of a known length. */
+  limit?: number;
   random?: () => number;
 }
 
@@ -32,9 +36,11 @@ class InjectedFault extends Error {
 export function faultClient(client: { middlewareStack: any }): void {
   client.middlewareStack.add(
     // biome-ignore lint/suspicious/noExplicitAny: SDK middleware signature.
-    (next: (args: any) => Promise<any>) => async (args: any) => {
+    (next: (args: any) => Promise<any>, context: { commandName?: string }) => async (args: any) => {
       const current = plan;
       if (!current) return next(args);
+      if (current.commands && !current.commands.includes(context.commandName ?? '')) return next(args);
+      if (current.limit !== undefined && injected.failures >= current.limit) return next(args);
       const random = current.random ?? Math.random;
       injected.calls++;
       if (current.latencyMs) await new Promise((r) => setTimeout(r, random() * (current.latencyMs as number)));

@@ -305,7 +305,11 @@ export class JobEngine {
       recorded = true;
       attempt = decision.attempt;
       this.log('info', 'task running', { jobId, taskId: task.id, attempt });
-      await hooks.onLease?.(processor.timeoutSeconds + this.leaseMargin);
+      // The lease is recorded; should the message's visibility fail to follow, the queue's longer
+      // visibility still covers it. Losing the run's outcome over it would be worse.
+      await hooks.onLease?.(processor.timeoutSeconds + this.leaseMargin).catch((error: unknown) => {
+        this.log('warn', 'lease visibility not set', { jobId, taskId: task.id, attempt, error: String(error) });
+      });
     };
     let promotion: Promise<void> | undefined;
     const timer = setTimeout(() => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../../local/stack.js';
+import { injected, injectFaults } from '../../../shared/aws/faults.js';
 import type { JobView } from '../../../shared/core/view.js';
 import { apiClient, queueDepth } from '../../support/api.js';
 import { eventually, startTestStack } from '../../support/stack.js';
@@ -73,6 +74,33 @@ describe('outcomes under faults match a clean run', () => {
       await stack.stop();
     }
   }, 90_000);
+
+  describe('when an AWS outage outlasts the SDK’s own retries', () => {
+    let stack: LocalStack;
+    beforeAll(async () => {
+      stack = await startTestStack();
+    });
+    afterAll(async () => {
+      injectFaults(undefined);
+      await stack?.stop();
+    });
+
+    it('brings the message back in seconds, not after the queue’s 30-minute visibility', async () => {
+      const api = apiClient(stack);
+      // Attempt 1 fails; hiding its message until the retry is due then fails on every one of
+      // the SDK's three tries, so the worker's handling of that message throws.
+      injectFaults({ rate: 1, commands: ['ChangeMessageVisibilityCommand'], limit: 3 });
+      const { body } = await api.submit({
+        type: 'outage',
+        tasks: [{ processor: 'demo.flaky', input: { failTimes: 1 } }],
+      });
+      const job = await api.waitFor(body.id, 20);
+      expect(injected.failures).toBe(3);
+      expect(job.status).toBe('SUCCEEDED');
+      expect(job.tasks[0]).toMatchObject({ status: 'SUCCEEDED', attempts: 2 });
+      await eventually(async () => (await queueDepth(stack, 'work')) === 0 || undefined, 30_000);
+    }, 60_000);
+  });
 
   describe('when a worker is killed mid-task', () => {
     let stack: LocalStack;
