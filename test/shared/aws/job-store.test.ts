@@ -4,6 +4,7 @@ import type { LocalStack } from '../../../local/stack.js';
 import { clients } from '../../../shared/aws/clients.js';
 import { DynamoJobIndex } from '../../../shared/aws/job-index.js';
 import { DynamoJobStore } from '../../../shared/aws/job-store.js';
+import { dynamoItemSize } from '../../../shared/aws/meter.js';
 import { S3PayloadStore } from '../../../shared/aws/payloads.js';
 import { JobEngine } from '../../../shared/core/engine.js';
 import type { ProcessorInvoker, TaskRequest, WorkQueue } from '../../../shared/core/ports.js';
@@ -58,6 +59,37 @@ describe('DynamoJobStore on the embedded DynamoDB', () => {
     expect(JSON.stringify(item).length).toBeLessThan(1000);
     const stored = await store.get('store-3');
     expect(await payloads.resolve(stored?.tasks[0]?.input)).toEqual(big);
+  });
+
+  it('stores a large task list compressed, a small one as a readable list, and reads both back as written', async () => {
+    const ids = Array.from({ length: 100 }, (_, i) => `store-compressed.${i}`);
+    const { job: large } = createJob(
+      {
+        type: 't',
+        strategy: 'concurrent',
+        failFast: false,
+        tasks: ids.map((_, i) => ({ processor: 'demo.echo', name: `step ${i}`, input: { i, note: 'hello' } })),
+      },
+      { jobId: 'store-compressed', taskIds: ids },
+      new Date(),
+      { requestHash: 'h' },
+    );
+    await store.create(large);
+    const one = newJob('store-small');
+    await store.create(one);
+    const item = async (id: string) =>
+      (await clients().doc.send(new ScanCommand({ TableName: stack.info.tables.jobs }))).Items?.find(
+        (i) => i.id === id,
+      );
+    const compressed = await item('store-compressed');
+    expect(compressed?.tasks).toBeUndefined();
+    // Billed per started KB on every rewrite: the list of 100 maps would be well over 10 KB.
+    expect(dynamoItemSize(compressed)).toBeLessThan(3 * 1024);
+    expect(await store.get('store-compressed')).toEqual(large);
+    const small = await item('store-small');
+    expect(small?.tasksZ).toBeUndefined();
+    expect(small?.tasks?.[0]?.processor).toBe('p');
+    expect(await store.get('store-small')).toEqual(one);
   });
 
   it('reads a job past its retention as gone and lets its id be used again', async () => {
