@@ -196,7 +196,16 @@ export class S3BatchFiles implements BatchFiles {
   }
 
   private async put(key: string, body: string, contentType: string): Promise<void> {
-    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+    await this.s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: body,
+        ContentType: contentType,
+        // Said outright: the SDK leaves it out for an empty body (an empty `errors` file) and warns.
+        ContentLength: Buffer.byteLength(body),
+      }),
+    );
   }
 
   /** An object's body, from byte `start`; with `etag`, only that version of it (S3 checks If-Match, and so do we). */
