@@ -109,7 +109,10 @@ const queues = {
     name: 'submit',
     visibilityTimeoutSeconds: VISIBILITY_PER_FUNCTION_TIMEOUT * functions.submitConsumer.timeoutSeconds,
     retentionSeconds: 4 * 24 * 3600,
-    deadLetter: { queue: 'submitDlq', maxReceiveCount: 5 },
+    // Refused submissions are moved to the DLQ by the consumer itself, with their reason; the redrive
+    // only ends an outage's retries. Those back off exponentially from 1–2 s (shared/lambda/handlers.ts),
+    // so 12 receives ride out ~35 min of outage where a blip costs seconds.
+    deadLetter: { queue: 'submitDlq', maxReceiveCount: 12 },
   },
   submitDlq: { name: 'submit-dlq', visibilityTimeoutSeconds: 180, retentionSeconds: 14 * 24 * 3600 },
 } as const satisfies Record<string, QueueDeclaration>;
