@@ -125,23 +125,25 @@ const tables = {
     partitionKey: { name: 'pk', type: 'S' },
     sortKey: { name: 'sk', type: 'S' },
     ttlAttribute: 'expiresAt',
-    // Find (GET /v1/jobs, /v1/tasks). Every index write is billed like a table write, so: `byType`
-    // is keyed on attributes that never change (one index write per job, at create); `byStatus`
-    // moves with the status (a delete and a put per change) and is spread over 4 shards so no
-    // status is one hot partition. Tallies and other non-job items carry none of these attributes.
+    // Find (GET /v1/jobs, /v1/tasks), per owner; see shared/core/search.ts for what each query
+    // reads. Every index write is billed like a table write, so both are keyed on attributes
+    // written once: `byOwner` at create (every job), `byOutcome` when a job ends FAILED or ABORTED
+    // (sparse). `type` never changes, so projecting it costs no write. Tallies and other non-job
+    // items carry none of these attributes.
     indexes: [
       {
-        name: 'byType',
-        partitionKey: { name: 'sType', type: 'S' },
-        sortKey: { name: 'sOrder', type: 'S' },
-        projection: 'KEYS_ONLY',
-      },
-      {
-        name: 'byStatus',
-        partitionKey: { name: 'sStatus', type: 'S' },
+        name: 'byOwner',
+        partitionKey: { name: 'sOwner', type: 'S' },
         sortKey: { name: 'sOrder', type: 'S' },
         projection: 'INCLUDE',
-        include: ['sType'],
+        include: ['type'],
+      },
+      {
+        name: 'byOutcome',
+        partitionKey: { name: 'sEnd', type: 'S' },
+        sortKey: { name: 'sOrder', type: 'S' },
+        projection: 'INCLUDE',
+        include: ['type'],
       },
     ] as IndexDeclaration[],
   },

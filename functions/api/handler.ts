@@ -6,13 +6,15 @@ import { z } from 'zod';
 import { wiring } from '../../shared/aws/wiring.js';
 import { ROW_STATUSES } from '../../shared/core/batch.js';
 import { idempotencyKeyOf } from '../../shared/core/engine.js';
-import { NotFoundError } from '../../shared/core/errors.js';
+import { NotFoundError, ValidationError } from '../../shared/core/errors.js';
 import { batchJobEvents, taskJobEvents } from '../../shared/core/events.js';
 import { isTerminal } from '../../shared/core/model.js';
+import type { Caller } from '../../shared/core/owners.js';
 import type { AnyJob } from '../../shared/core/ports.js';
 import { appendRowsSchema, idempotencyKeySchema, parseOrThrow } from '../../shared/core/schemas.js';
 import { searchJobsQuerySchema, searchTasksQuerySchema } from '../../shared/core/search.js';
 import { toJobSummary, toJobView, toTaskSummary } from '../../shared/core/view.js';
+import { callerOf, callerPolicyFromEnv } from '../../shared/http/callers.js';
 import { type ApiEvent, DEFAULT_MAX_BODY_BYTES, httpErrors, jsonBody } from '../../shared/http/middleware.js';
 import { json } from '../../shared/http/responses.js';
 import { engineLog } from '../../shared/lambda/handlers.js';
@@ -22,6 +24,25 @@ const logger = new Logger({ serviceName: 'jobs-api' });
 const log = engineLog(logger);
 
 type Route = (event: ApiEvent) => Promise<APIGatewayProxyStructuredResultV2>;
+
+const callerPolicy = callerPolicyFromEnv();
+
+/** Who is asking, as API Gateway's authorizer verified it. */
+function caller(event: ApiEvent): Caller {
+  return callerOf(event, callerPolicy);
+}
+
+/** Whose jobs a search reads: the caller's own, or (admins only) the owner it names. */
+function searchOwner(event: ApiEvent, named: string | undefined): string {
+  const who = caller(event);
+  if (named === undefined || named === who.owner) return who.owner;
+  if (!who.admin) {
+    throw new ValidationError('Only an admin may search the jobs of another owner', [
+      { path: 'owner', message: 'leave it out to search your own jobs' },
+    ]);
+  }
+  return named;
+}
 
 const noQuery = z.strictObject({});
 const readQuery = z.strictObject({ wait: z.coerce.number().min(0).max(20).optional() });
@@ -64,12 +85,12 @@ function settled(job: AnyJob): boolean {
 }
 
 /** Long poll: re-read with growing pauses until the job is settled or the wait is over. */
-async function readUntilTerminal(id: string, waitSeconds: number) {
+async function readUntilTerminal(id: string, who: Caller, waitSeconds: number) {
   const { engine } = wiring('api', log);
   const until = Date.now() + waitSeconds * 1000;
   let pause = 100;
   for (;;) {
-    const job = await engine.read(id);
+    const job = await engine.read(id, who);
     if (settled(job) || Date.now() + pause > until) return job;
     await new Promise((r) => setTimeout(r, pause));
     pause = Math.min(pause * 2, 1000);
@@ -89,14 +110,14 @@ const routes: Record<string, Route> = {
   'POST /v1/jobs': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
     const { engine } = wiring('api', log);
-    const { job, created } = await engine.submit(event.json, headerKey(event));
+    const { job, created } = await engine.submit(event.json, caller(event).owner, headerKey(event));
     return json(created ? 202 : 200, await view(job, { upload: true }), { location: `/v1/jobs/${job.id}` });
   },
 
   'GET /v1/jobs': async (event) => {
     const query = parseOrThrow(searchJobsQuerySchema, event.queryStringParameters ?? {}, 'Query');
     const { finder, batches } = wiring('api', log);
-    const page = await finder.jobs(query);
+    const page = await finder.jobs(searchOwner(event, query.owner), query);
     return json(200, {
       items: await Promise.all(page.items.map((job) => (job.kind === 'batch' ? batches.view(job) : toJobSummary(job)))),
       nextCursor: page.nextCursor,
@@ -105,7 +126,7 @@ const routes: Record<string, Route> = {
 
   'GET /v1/tasks': async (event) => {
     const query = parseOrThrow(searchTasksQuerySchema, event.queryStringParameters ?? {}, 'Query');
-    const page = await wiring('api', log).finder.tasks(query);
+    const page = await wiring('api', log).finder.tasks(searchOwner(event, query.owner), query);
     return json(200, {
       items: page.items.map(({ jobId, jobType, task }) => toTaskSummary(jobId, jobType, task)),
       nextCursor: page.nextCursor,
@@ -115,7 +136,7 @@ const routes: Record<string, Route> = {
   'GET /v1/jobs/{id}/events': async (event) => {
     const { cursor } = parseOrThrow(eventsQuery, event.queryStringParameters ?? {}, 'Query');
     const { engine, batches } = wiring('api', log);
-    const job = await engine.read(jobId(event));
+    const job = await engine.read(jobId(event), caller(event));
     const events = job.kind === 'batch' ? batchJobEvents(job, await batches.tallies(job.id)) : taskJobEvents(job);
     const from = cursor ? await eventsCursor(cursor, job.id) : 0;
     const items = events.slice(from, from + EVENTS_PAGE);
@@ -128,7 +149,7 @@ const routes: Record<string, Route> = {
 
   'GET /v1/jobs/{id}': async (event) => {
     const { wait = 0 } = parseOrThrow(readQuery, event.queryStringParameters ?? {}, 'Query');
-    const job = await readUntilTerminal(jobId(event), wait);
+    const job = await readUntilTerminal(jobId(event), caller(event), wait);
     return json(200, await view(job));
   },
 
@@ -136,8 +157,9 @@ const routes: Record<string, Route> = {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
     const { engine, batches } = wiring('api', log);
     const id = jobId(event);
+    const who = caller(event);
     const { job, changed } =
-      (await engine.read(id)).kind === 'batch' ? await batches.abort(id) : await engine.abort(id);
+      (await engine.read(id, who)).kind === 'batch' ? await batches.abort(id, who) : await engine.abort(id, who);
     return json(changed ? 202 : 200, await view(job));
   },
 
@@ -145,12 +167,12 @@ const routes: Record<string, Route> = {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
     const { rows, idempotencyKey } = parseOrThrow(appendRowsSchema, event.json, 'Rows');
     const key = idempotencyKeyOf(headerKey(event), idempotencyKey);
-    return json(200, await wiring('api', log).batches.append(jobId(event), rows, key));
+    return json(200, await wiring('api', log).batches.append(jobId(event), caller(event), rows, key));
   },
 
   'GET /v1/jobs/{id}/rows': async (event) => {
     const query = parseOrThrow(rowsQuery, event.queryStringParameters ?? {}, 'Query');
-    const page = await wiring('api', log).batches.rows(jobId(event), query);
+    const page = await wiring('api', log).batches.rows(jobId(event), caller(event), query);
     return json(200, {
       items: page.items.map(({ line, status, result, messages, error, outputs }) => ({
         line,
@@ -166,7 +188,7 @@ const routes: Record<string, Route> = {
 
   'POST /v1/jobs/{id}/release': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    return json(202, await view(await wiring('api', log).batches.release(jobId(event))));
+    return json(202, await view(await wiring('api', log).batches.release(jobId(event), caller(event))));
   },
 };
 

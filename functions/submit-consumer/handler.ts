@@ -6,7 +6,8 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { clients } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
 import type { JobEngine, PreparedJob } from '../../shared/core/engine.js';
-import { JobsError } from '../../shared/core/errors.js';
+import { ForbiddenError, JobsError } from '../../shared/core/errors.js';
+import { iamOwner, MAX_OWNER_LENGTH } from '../../shared/core/owners.js';
 import { idempotencyKeySchema, parseJson } from '../../shared/core/schemas.js';
 import { engineLog, retrySoon } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
@@ -16,6 +17,34 @@ const log = engineLog(logger);
 
 class RefusedMessage extends JobsError {
   readonly code = 'VALIDATION_FAILED';
+}
+
+/**
+ * Senders that may submit on behalf of others (`TRUSTED_SUBMITTERS`: comma-separated owners, e.g.
+ * `iam:AROA…`): only their messages may carry an `Owner` attribute.
+ */
+const trustedSubmitters = new Set(
+  (process.env.TRUSTED_SUBMITTERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+
+/**
+ * Whose job a queued submission makes: the IAM principal that sent it (SQS's `SenderId`, which no
+ * sender can choose), or — for a trusted sender only — the owner its `Owner` attribute names.
+ */
+function ownerOf(record: SQSRecord): string {
+  const sender = iamOwner(record.attributes.SenderId);
+  const named = record.messageAttributes.Owner?.stringValue;
+  if (named === undefined) return sender;
+  if (!trustedSubmitters.has(sender)) {
+    throw new ForbiddenError(`The Owner attribute is taken only from trusted submitters; ${sender} is not one`);
+  }
+  if (named.length === 0 || named.length > MAX_OWNER_LENGTH) {
+    throw new RefusedMessage(`The Owner attribute must be 1..${MAX_OWNER_LENGTH} characters`);
+  }
+  return named;
 }
 
 /**
@@ -31,7 +60,7 @@ function prepare(engine: JobEngine, record: SQSRecord): PreparedJob {
     throw new RefusedMessage('IdempotencyKey attribute must be 1..256 characters');
   }
   const bodyKey = body && typeof body === 'object' && 'idempotencyKey' in body;
-  return engine.prepare(body, attribute ?? (bodyKey ? undefined : record.messageId));
+  return engine.prepare(body, ownerOf(record), attribute ?? (bodyKey ? undefined : record.messageId));
 }
 
 /** A submission the contract refuses creates nothing and moves to the submit DLQ with its reason. */

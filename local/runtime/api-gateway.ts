@@ -5,6 +5,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { currentMeter } from '../../shared/aws/meter.js';
 import { errorResponse } from '../../shared/http/responses.js';
 import type { FunctionHost } from './functions.js';
+import { DEFAULT_LOCAL_PRINCIPAL, localPrincipal } from './principals.js';
 
 /** API Gateway refuses bodies over 10 MB before any function runs. */
 export const API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -98,6 +99,8 @@ export function toEvent(
   // Bytes that are not valid UTF-8 cannot travel in a JSON string unchanged: send them base64 so
   // the function sees exactly what the client sent and can refuse it.
   const isText = body.length === 0 || (TEXT_TYPES.test(contentType) && isUtf8(body));
+  // Until a local authorizer is configured: every request is the local principal it names.
+  const principal = localPrincipal(headers['x-local-owner'] || DEFAULT_LOCAL_PRINCIPAL);
   const event: APIGatewayProxyEventV2 = {
     version: '2.0',
     routeKey: match.routeKey,
@@ -107,6 +110,19 @@ export function toEvent(
     requestContext: {
       accountId: '000000000000',
       apiId: 'local',
+      ...({
+        authorizer: {
+          iam: {
+            accessKey: 'LOCAL',
+            accountId: principal.accountId,
+            callerId: principal.userId,
+            cognitoIdentity: null,
+            principalOrgId: null,
+            userArn: principal.userArn,
+            userId: principal.userId,
+          },
+        },
+      } as object),
       domainName: headers.host ?? 'localhost',
       domainPrefix: (headers.host ?? 'localhost').split('.')[0] as string,
       http: {

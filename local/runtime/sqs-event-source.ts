@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { FunctionHost } from './functions.js';
+import { DEFAULT_LOCAL_PRINCIPAL, localPrincipal } from './principals.js';
 
 export interface EventSourceMapping {
   queueUrl: string;
@@ -188,7 +189,9 @@ export class SqsEventSource {
       attributes: {
         ApproximateReceiveCount: attributes.ApproximateReceiveCount ?? '1',
         SentTimestamp: attributes.SentTimestamp ?? String(Date.now()),
-        SenderId: attributes.SenderId ?? 'local',
+        // The emulators cannot tell senders apart (one local key pair), and SQS would name the
+        // principal that signed the send: locally that is always the default local principal.
+        SenderId: localPrincipal(DEFAULT_LOCAL_PRINCIPAL).userId,
         ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
         ...(attributes.MessageGroupId ? { MessageGroupId: attributes.MessageGroupId } : {}),
         ...(attributes.MessageDeduplicationId ? { MessageDeduplicationId: attributes.MessageDeduplicationId } : {}),

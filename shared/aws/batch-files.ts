@@ -58,8 +58,13 @@ export class S3BatchFiles implements BatchFiles {
   }
 
   async etag(bucket: string, key: string): Promise<string | undefined> {
+    return (await this.head(bucket, key))?.etag;
+  }
+
+  async head(bucket: string, key: string): Promise<{ etag: string; bytes: number } | undefined> {
     try {
-      return (await this.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag ?? '';
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return { etag: head.ETag ?? '', bytes: head.ContentLength ?? 0 };
     } catch (error) {
       if (error instanceof NotFound || error instanceof NoSuchKey) return undefined;
       const status = (error as S3ServiceException).$metadata?.httpStatusCode;

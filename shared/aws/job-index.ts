@@ -21,7 +21,7 @@ export class DynamoJobIndex implements JobIndex {
     order: 'asc' | 'desc',
     limit: number,
   ): Promise<{ entries: { id: string; order: string }[]; exhausted: boolean; frontier?: string }> {
-    const key = partition.index === 'byType' ? 'sType' : 'sStatus';
+    const key = partition.index === 'byOwner' ? 'sOwner' : 'sEnd';
     const entries: { id: string; order: string }[] = [];
     let cursor: Record<string, unknown> | undefined;
     for (let pages = 0; pages < MAX_PAGES; pages++) {
@@ -30,8 +30,8 @@ export class DynamoJobIndex implements JobIndex {
           TableName: this.table,
           IndexName: partition.index,
           KeyConditionExpression: '#k = :k AND sOrder BETWEEN :lo AND :hi',
-          ...(partition.type ? { FilterExpression: 'sType = :type' } : {}),
-          ExpressionAttributeNames: { '#k': key },
+          ...(partition.type ? { FilterExpression: '#type = :type' } : {}),
+          ExpressionAttributeNames: { '#k': key, ...(partition.type ? { '#type': 'type' } : {}) },
           ExpressionAttributeValues: {
             ':k': partition.key,
             ':lo': range.lo,

@@ -13,7 +13,7 @@ import type { BatchJob } from '../core/batch.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
 import type { AnyJob, JobStore } from '../core/ports.js';
 import { type SearchKeys, searchKeys } from '../core/search.js';
-import { isPayloadRef, type S3PayloadStore } from './payloads.js';
+import type { S3PayloadStore } from './payloads.js';
 
 const JOB_SK = 'JOB';
 
@@ -31,8 +31,12 @@ export const ITEM_BUDGET_BYTES = 350_000;
  */
 export const COMPRESS_TASKS_FROM_BYTES = 1024;
 
-type Encoded = string | { $payload: string };
-type TaskItem = Omit<Task, 'input' | 'result'> & { input: Encoded; result?: Encoded };
+/**
+ * A task as stored: user values as JSON text (`input`, `result`), or, once offloaded, only the key
+ * of the S3 object holding that text (`inputRef`, `resultRef`). The two never share an attribute, so
+ * no user value can pass for a reference.
+ */
+type TaskItem = Omit<Task, 'input' | 'result'> & { input?: string; result?: string };
 type JobItem = Omit<Job, 'meta' | 'tasks'> & {
   pk: string;
   sk: string;
@@ -258,14 +262,17 @@ export class DynamoJobStore implements JobStore {
   private async toItem(job: Job): Promise<JobItem> {
     const { expiresAt: _expires, meta, tasks: _tasks, ...fields } = job as Job & { expiresAt?: number };
     const inputTag = job.requestHash.slice(0, 16);
-    const values: { task: TaskItem; field: 'input' | 'result'; key: string }[] = [];
+    const values: { task: TaskItem; field: 'input' | 'result'; name: string }[] = [];
     const tasks = job.tasks.map((task) => {
       const { input, result, ...rest } = task;
-      const encoded: TaskItem = { ...rest, input: encode(input) };
-      if (result !== undefined) encoded.result = encode(result);
-      values.push({ task: encoded, field: 'input', key: `${job.id}/${inputTag}/${task.index}/input` });
-      if (encoded.result !== undefined) {
-        values.push({ task: encoded, field: 'result', key: `${job.id}/${task.index}/result-${task.attempts}` });
+      const encoded: TaskItem = { ...rest };
+      if (task.inputRef === undefined) {
+        encoded.input = JSON.stringify(input ?? null);
+        values.push({ task: encoded, field: 'input', name: `${inputTag}/${task.index}/input` });
+      }
+      if (task.resultRef === undefined && result !== undefined) {
+        encoded.result = JSON.stringify(result);
+        values.push({ task: encoded, field: 'result', name: `${task.index}/result-${task.attempts}` });
       }
       return encoded;
     });
@@ -284,18 +291,19 @@ export class DynamoJobStore implements JobStore {
 
     const offload = async (value: (typeof values)[number]) => {
       const text = value.task[value.field];
-      if (typeof text !== 'string') return;
-      value.task[value.field] = await this.payloads.offloadText(value.key, text);
+      if (text === undefined) return;
+      const ref = await this.payloads.offloadText(job.id, value.name, text);
+      delete value.task[value.field];
+      value.task[value.field === 'input' ? 'inputRef' : 'resultRef'] = ref;
     };
-    await Promise.all(values.filter((v) => inlineSize(v.task[v.field]) > this.payloads.inlineLimitBytes).map(offload));
+    const inline = (value: (typeof values)[number]) => Buffer.byteLength(value.task[value.field] ?? '');
+    await Promise.all(values.filter((v) => inline(v) > this.payloads.inlineLimitBytes).map(offload));
     let size = Buffer.byteLength(JSON.stringify(item));
     if (size > ITEM_BUDGET_BYTES) {
-      const largest = values
-        .filter((v) => typeof v.task[v.field] === 'string')
-        .sort((a, b) => inlineSize(b.task[b.field]) - inlineSize(a.task[a.field]));
+      const largest = values.filter((v) => v.task[v.field] !== undefined).sort((a, b) => inline(b) - inline(a));
       for (const value of largest) {
         if (size <= ITEM_BUDGET_BYTES) break;
-        size -= inlineSize(value.task[value.field]);
+        size -= inline(value);
         await offload(value);
       }
     }
@@ -316,17 +324,9 @@ function storedTasks(item: JobItem): TaskItem[] {
   return item.tasks ?? [];
 }
 
-function encode(value: unknown): Encoded {
-  return isPayloadRef(value) ? value : JSON.stringify(value ?? null);
-}
-
-function inlineSize(value: Encoded | undefined): number {
-  return typeof value === 'string' ? Buffer.byteLength(value) : 0;
-}
-
-function decode(value: Encoded | undefined): unknown {
-  if (value === undefined) return undefined;
-  return typeof value === 'string' ? JSON.parse(value) : value;
+/** JSON text back to its value; anything else in a value attribute is not ours and reads as nothing. */
+function decode(value: unknown): unknown {
+  return typeof value === 'string' ? JSON.parse(value) : undefined;
 }
 
 function pk(id: string): string {
@@ -347,7 +347,7 @@ export function decodeItem(item: StoredItem): AnyJob {
 
 /** The item without what only storage needs: keys, write id, TTL and search keys. */
 function withoutStorage<T extends StoredItem>(item: T) {
-  const { pk: _pk, sk: _sk, writeId: _write, expiresAt: _expires, sType: _t, sStatus: _s, sOrder: _o, ...rest } = item;
+  const { pk: _pk, sk: _sk, writeId: _write, expiresAt: _expires, sOwner: _w, sOrder: _o, sEnd: _e, ...rest } = item;
   return rest;
 }
 
@@ -358,7 +358,7 @@ function fromItem(item: JobItem): Job {
     ...(meta !== undefined ? { meta: JSON.parse(meta) as Record<string, unknown> } : {}),
     tasks: storedTasks(item).map(({ input, result, ...task }) => ({
       ...task,
-      input: decode(input),
+      input: task.inputRef === undefined ? (decode(input) ?? null) : undefined,
       ...(result !== undefined ? { result: decode(result) } : {}),
     })),
   };

@@ -47,6 +47,11 @@ const empty = (): Usage => ({
 
 export class Meter {
   private readonly operations = new Map<string, Usage>();
+  /**
+   * Every index Query answered while installed: which partition it read and the items it got back,
+   * so a test can show whose index entries a search touched (tenancy).
+   */
+  readonly indexReads: { index: string; partition: unknown; items: Record<string, unknown>[] }[] = [];
   /** Index declarations by physical table name, to count index writes. */
   readonly indexes = new Map<string, IndexDeclaration[]>();
 
@@ -70,6 +75,7 @@ export class Meter {
 
   reset(): void {
     this.operations.clear();
+    this.indexReads.length = 0;
   }
 }
 
@@ -168,6 +174,14 @@ export function meterClient(client: { middlewareStack: Any }): void {
       try {
         const result = await next(args);
         meter.add(operation, { calls: 1, ...billed(meter, service, command, input, result.output as Any) });
+        if (command === 'QueryCommand' && input.IndexName) {
+          const values = (input.ExpressionAttributeValues ?? {}) as Any;
+          meter.indexReads.push({
+            index: String(input.IndexName),
+            partition: values[':k'],
+            items: ((result.output as Any)?.Items ?? []).map((item: Any) => native(item) ?? {}),
+          });
+        }
         return result;
       } catch (error) {
         meter.add(operation, { calls: 1, errors: 1, ...billedError(service, command, input, error) });

@@ -4,15 +4,23 @@ import type { PayloadStore } from '../core/ports.js';
 /** Values above this many bytes of JSON go to S3 (claim-check); DynamoDB items stay small. */
 export const DEFAULT_INLINE_LIMIT_BYTES = 64 * 1024;
 
-const REF = '$payload';
+/**
+ * The most a stored value is read back whole. Only the store writes payload objects, and what it
+ * writes is bounded by the body limit (inputs) and the invoker's reply limit (results): this is a
+ * guard against an object that is not what the store wrote, not a limit callers meet.
+ */
+export const MAX_PAYLOAD_READ_BYTES = 16 * 1024 * 1024;
 
-export type PayloadRef = { [REF]: string };
-
-export function isPayloadRef(value: unknown): value is PayloadRef {
-  return Boolean(value && typeof value === 'object' && typeof (value as PayloadRef)[REF] === 'string');
+/** Where a job's payloads live: every reference of a job names a key under this. */
+export function payloadPrefix(jobId: string): string {
+  return `payloads/${jobId}/`;
 }
 
-/** Large task inputs and results as S3 objects, referenced from the job item. */
+/**
+ * Large task inputs and results as S3 objects. A reference is a key the job store keeps in an
+ * attribute of its own (`inputRef`, `resultRef`): no user value is ever read as one, and a
+ * reference is followed only inside its own job's prefix.
+ */
 export class S3PayloadStore implements PayloadStore {
   constructor(
     private readonly s3: S3Client,
@@ -20,19 +28,32 @@ export class S3PayloadStore implements PayloadStore {
     readonly inlineLimitBytes = DEFAULT_INLINE_LIMIT_BYTES,
   ) {}
 
-  /** Stores JSON text under `payloads/KEY.json` and returns the reference to keep instead. */
-  async offloadText(key: string, json: string): Promise<PayloadRef> {
-    const objectKey = `payloads/${key}.json`;
+  /** Stores JSON text under the job's prefix and returns the reference to keep instead. */
+  async offloadText(jobId: string, name: string, json: string): Promise<string> {
+    const key = `${payloadPrefix(jobId)}${name}.json`;
     await this.s3.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: json, ContentType: 'application/json' }),
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: json,
+        ContentType: 'application/json',
+        ContentLength: Buffer.byteLength(json),
+      }),
     );
-    return { [REF]: objectKey };
+    return key;
   }
 
-  async resolve(value: unknown): Promise<unknown> {
-    if (!isPayloadRef(value)) return value;
+  async load(ref: string, jobId: string): Promise<unknown> {
+    // Defence in depth: only the store writes references, and only under the job's own prefix.
+    if (!ref.startsWith(payloadPrefix(jobId)) || ref.includes('..')) {
+      throw new Error(`payload reference ${ref.slice(0, 200)} is not one of job ${jobId}`);
+    }
     try {
-      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: value[REF] }));
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: ref }));
+      if ((object.ContentLength ?? 0) > MAX_PAYLOAD_READ_BYTES) {
+        object.Body?.transformToWebStream().cancel();
+        throw new Error(`payload ${ref} is ${object.ContentLength} bytes, over ${MAX_PAYLOAD_READ_BYTES}`);
+      }
       return JSON.parse((await object.Body?.transformToString('utf8')) ?? 'null');
     } catch (error) {
       // Expired by the bucket's lifecycle before the job item: say so rather than fail the read.

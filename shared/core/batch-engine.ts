@@ -33,11 +33,13 @@ import {
   InputMissingError,
   InvalidStateError,
   NotFoundError,
+  PayloadTooLargeError,
   UnknownProcessorError,
   ValidationError,
 } from './errors.js';
 import { jobIdForKey, newJobId, requestHash } from './ids.js';
 import { isTerminal, type TaskError } from './model.js';
+import { type Caller, visibleTo } from './owners.js';
 import {
   type AnyJob,
   type AssemblingFiles,
@@ -71,8 +73,33 @@ export interface BatchDeps {
   planChunksPerStep?: number;
   /** Chunks whose outcomes one finalize step assembles before it hands the rest on. */
   finalizeChunksPerStep?: number;
+  /** Where batch input files may come from, and how large they may be (see `InputPolicy`). */
+  inputs?: Partial<InputPolicy>;
   log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
 }
+
+/**
+ * Which objects a batch may read as its input. A caller names a bucket and key, and the worker
+ * reads it with a role that can read far more (every job's outputs live in the same bucket): so the
+ * engine, not IAM alone, decides. The stack's own bucket is readable only under `ownPrefix` (where a
+ * deployment lets services drop input files) or as the job's own upload; any other bucket must be
+ * listed by the deployment.
+ */
+export interface InputPolicy {
+  /** Buckets besides the stack's own that inputs may name (`batchInputBuckets`, `BATCH_INPUT_BUCKETS`). */
+  buckets: string[];
+  /** The one prefix of the stack's own bucket callers may name (`BATCH_INPUT_PREFIX`); '' for none. */
+  ownPrefix: string;
+  /** The largest input file a batch takes (`BATCH_INPUT_MAX_BYTES`), uploads included. */
+  maxBytes: number;
+}
+
+export const DEFAULT_INPUT_POLICY: InputPolicy = {
+  buckets: [],
+  ownPrefix: 'incoming/',
+  // S3's largest single PUT, and so the largest presigned upload.
+  maxBytes: 5 * 1024 ** 3,
+};
 
 /** What the worker does with a batch message: delete it, or bring it back after a delay. */
 export type BatchVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number };
@@ -136,9 +163,11 @@ function token(): string {
  */
 export class BatchEngine {
   private readonly leaseMargin: number;
+  private readonly inputs: InputPolicy;
 
   constructor(private readonly deps: BatchDeps) {
     this.leaseMargin = deps.leaseMarginSeconds ?? 10;
+    this.inputs = { ...DEFAULT_INPUT_POLICY, ...deps.inputs };
   }
 
   private log(level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) {
@@ -148,18 +177,21 @@ export class BatchEngine {
   // ─── Submit, append, release ─────────────────────────────────────────────────────────────────
 
   /** Builds a batch job from a validated request, writing nothing. */
-  prepare(request: SubmitBatch, key: string | undefined): PreparedBatch {
+  prepare(request: SubmitBatch, owner: string, key: string | undefined): PreparedBatch {
     const { batch } = request;
     if (!this.deps.processors.get(batch.processor)) {
       throw new UnknownProcessorError(`Unknown processor: ${batch.processor}`, [
         { path: 'batch.processor', message: `'${batch.processor}' is not registered` },
       ]);
     }
+    if (batch.input?.bucket !== undefined && batch.input.key !== undefined) {
+      this.checkInputName(batch.input.bucket, batch.input.key);
+    }
     const { idempotencyKey: _, ...fields } = request;
     const hash = requestHash(fields);
     const now = this.deps.clock.now();
     const at = now.toISOString();
-    const id = key !== undefined ? jobIdForKey(key) : newJobId(now);
+    const id = key !== undefined ? jobIdForKey(owner, key) : newJobId(now);
     const rows = batch.rows ?? [];
     const file = batch.input?.bucket !== undefined && batch.input.key !== undefined;
     const direct = rows.length > 0 && !file && !batch.upload && !batch.hold;
@@ -182,6 +214,7 @@ export class BatchEngine {
     };
     const job: BatchJob = {
       id,
+      owner,
       type: request.type,
       ...(request.name !== undefined ? { name: request.name } : {}),
       ...(request.meta !== undefined ? { meta: request.meta } : {}),
@@ -211,15 +244,23 @@ export class BatchEngine {
    */
   async commit(prepared: PreparedBatch): Promise<{ job: AnyJob; created: boolean }> {
     const { job } = prepared;
+    // A keyed batch may be a replay: learn that before anything is stored or sent, so a replay (or a
+    // mismatch) leaves no rows object behind and sends no chunk twice. Half a read unit per keyed
+    // batch; a batch costs far more than that.
+    if (job.idempotencyKey !== undefined) {
+      const existing = await this.deps.store.read(job.id);
+      if (existing) return this.replayed(existing, job);
+    }
     if (prepared.file) {
-      const etag = await this.deps.files.etag(prepared.file.bucket, prepared.file.key);
-      if (etag === undefined) {
+      const head = await this.deps.files.head(prepared.file.bucket, prepared.file.key);
+      if (head === undefined) {
         throw new ValidationError('The batch input file does not exist or cannot be read', [
           { path: 'batch.input.key', message: `no readable object s3://${prepared.file.bucket}/${prepared.file.key}` },
         ]);
       }
+      this.checkInputSize(head.bytes, 'batch.input.key');
       // The batch runs the file as it is now; one replaced later fails the batch, not mixes rows.
-      for (const part of job.batch.parts) if (part.kind === 'file' && etag) part.etag = etag;
+      for (const part of job.batch.parts) if (part.kind === 'file' && head.etag) part.etag = head.etag;
     }
     const stored = job.batch.parts.find((part) => part.kind === 'rows');
     if (stored) await this.deps.files.putRows(stored.key, prepared.rows);
@@ -233,10 +274,45 @@ export class BatchEngine {
       this.log('info', 'batch submitted', { jobId: job.id, type: job.type, rows: job.batch.rows, status: job.status });
       return { job, created: true };
     }
-    if (outcome.existing.requestHash !== job.requestHash || outcome.existing.kind !== 'batch') {
+    return this.replayed(outcome.existing, job);
+  }
+
+  /** A submission whose job exists already: the same request gets that job, another a mismatch. */
+  private replayed(existing: AnyJob, job: BatchJob): { job: AnyJob; created: false } {
+    if (existing.requestHash !== job.requestHash || existing.kind !== 'batch' || existing.owner !== job.owner) {
       throw new IdempotencyMismatchError('Idempotency key was already used with a different request');
     }
-    return { job: outcome.existing, created: false };
+    return { job: existing, created: false };
+  }
+
+  /** Refuses an input file the policy does not let callers name (see `InputPolicy`). */
+  private checkInputName(bucket: string, key: string): void {
+    const own = bucket === this.deps.files.bucket;
+    const { ownPrefix, buckets } = this.inputs;
+    if (own && !(ownPrefix !== '' && key.startsWith(ownPrefix) && !key.slice(ownPrefix.length).includes('..'))) {
+      throw new ValidationError('The batch input must be a file callers may name', [
+        {
+          path: 'batch.input.key',
+          message:
+            ownPrefix === ''
+              ? "this deployment's own bucket takes no input files; upload with upload: true"
+              : `in this deployment's own bucket, only keys under '${ownPrefix}' (or upload with upload: true)`,
+        },
+      ]);
+    }
+    if (!own && !buckets.includes(bucket)) {
+      throw new ValidationError('The batch input bucket is not one this deployment reads from', [
+        { path: 'batch.input.bucket', message: `'${bucket}' is not listed in batchInputBuckets` },
+      ]);
+    }
+  }
+
+  private checkInputSize(bytes: number, path: string): void {
+    if (bytes > this.inputs.maxBytes) {
+      throw new PayloadTooLargeError(`The batch input is ${bytes} bytes; the limit is ${this.inputs.maxBytes}`, [
+        { path, message: `at most ${this.inputs.maxBytes} bytes` },
+      ]);
+    }
   }
 
   async get(id: string): Promise<BatchJob> {
@@ -246,15 +322,27 @@ export class BatchEngine {
     return job;
   }
 
+  /** A batch `caller` may see; a foreign one is a missing one. */
+  async read(id: string, caller: Caller): Promise<BatchJob> {
+    const job = visibleTo(caller, id, await this.deps.store.read(id));
+    if (job.kind !== 'batch') throw new InvalidStateError(`Job ${id} is not a batch`);
+    return job;
+  }
+
   /**
    * Appends rows to a HELD batch: the rows are stored, then the job records them as its next part.
    * With an idempotency key the append happens once: a retry (even one that arrives after the
    * release) gets the first answer, the same key with other rows a mismatch.
    */
-  async append(id: string, rows: unknown[], key?: string): Promise<{ appended: number; totalRows: number }> {
+  async append(
+    id: string,
+    caller: Caller,
+    rows: unknown[],
+    key?: string,
+  ): Promise<{ appended: number; totalRows: number }> {
     const tag =
       key === undefined ? undefined : { key: requestHash(key).slice(0, 16), rows: requestHash(rows).slice(0, 16) };
-    const first = await this.get(id);
+    const first = await this.read(id, caller);
     const earlier = tag && appendedBefore(first, tag);
     if (earlier) return earlier;
     appendable(first);
@@ -279,15 +367,18 @@ export class BatchEngine {
   }
 
   /** Starts a HELD batch: its rows (and uploaded file) are planned into chunks by the worker. */
-  async release(id: string): Promise<BatchJob> {
-    const first = await this.get(id);
+  async release(id: string, caller: Caller): Promise<BatchJob> {
+    const first = await this.read(id, caller);
     if (first.status !== 'HELD')
       throw new InvalidStateError(`Job ${id} is ${first.status}; only a HELD batch can be released`);
     const upload = first.batch.upload;
-    const etag = upload && (await this.deps.files.etag(this.deps.files.bucket, upload.key));
-    if (upload && etag === undefined) {
+    const head = upload && (await this.deps.files.head(this.deps.files.bucket, upload.key));
+    if (upload && head === undefined) {
       throw new InvalidStateError(`Job ${id}: nothing was uploaded yet; PUT the file to the upload URL first`);
     }
+    // A presigned PUT cannot bound its body, so the upload is measured here, before anything reads it.
+    if (head) this.checkInputSize(head.bytes, 'upload');
+    const etag = head ? head.etag : undefined;
     await this.deps.queue.send([{ jobId: id, step: 'plan' }]);
     const job = await this.update(id, (current) => {
       if (current.status !== 'HELD') {
@@ -745,8 +836,8 @@ export class BatchEngine {
    * the intent is written (no chunk starts after it), then every tally is closed (no chunk commits
    * after it) and the job ends ABORTED with the rows of uncommitted chunks counted ABORTED.
    */
-  async abort(id: string): Promise<{ job: BatchJob; changed: boolean }> {
-    const first = await this.get(id);
+  async abort(id: string, caller: Caller): Promise<{ job: BatchJob; changed: boolean }> {
+    const first = await this.read(id, caller);
     if (first.status === 'ABORTED') return { job: first, changed: false };
     if (isTerminal(first.status)) {
       throw new InvalidStateError(`Job ${id} is ${first.status}; only unfinished jobs can be aborted`);
@@ -877,8 +968,12 @@ export class BatchEngine {
    * hold fewer than `limit` rows and still have a `nextCursor`: keep reading until it is null.
    * Chunks not committed yet show their rows PENDING (ABORTED once the batch ended without them).
    */
-  async rows(id: string, query: { status?: RowStatus; limit: number; cursor?: string }): Promise<RowsPage> {
-    const job = await this.get(id);
+  async rows(
+    id: string,
+    caller: Caller,
+    query: { status?: RowStatus; limit: number; cursor?: string },
+  ): Promise<RowsPage> {
+    const job = await this.read(id, caller);
     const fingerprint = `rows|${id}|${query.status ?? ''}`;
     const from = query.cursor ? (await this.deps.cursors.open<{ l: number }>(query.cursor, fingerprint)).l : 1;
     const { chunkSize } = job.batch;

@@ -74,6 +74,7 @@ export interface BatchState {
 
 export interface BatchJob {
   id: string;
+  owner: string;
   type: string;
   name?: string;
   meta?: Record<string, unknown>;

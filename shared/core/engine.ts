@@ -2,6 +2,7 @@ import type { BatchEngine, PreparedBatch } from './batch-engine.js';
 import { IdempotencyMismatchError, NotFoundError, UnknownProcessorError, ValidationError } from './errors.js';
 import { jobIdForKey, newJobId, requestHash, taskId } from './ids.js';
 import { isTerminal, type Job } from './model.js';
+import { type Caller, canSee, visibleTo } from './owners.js';
 import {
   type AnyJob,
   type Clock,
@@ -9,6 +10,7 @@ import {
   type PayloadStore,
   type ProcessorInvoker,
   processorJobView,
+  taskInput,
   type WorkQueue,
 } from './ports.js';
 import type { ProcessorRegistry } from './processors.js';
@@ -103,14 +105,17 @@ export class JobEngine {
    * Submit. With an idempotency key the job id is derived from it, so a replay finds the first job
    * with the same conditional write that would have created it.
    */
-  async submit(body: unknown, headerKey?: string): Promise<Submitted> {
-    const [outcome] = await this.commit([this.prepare(body, headerKey)]);
+  async submit(body: unknown, owner: string, headerKey?: string): Promise<Submitted> {
+    const [outcome] = await this.commit([this.prepare(body, owner, headerKey)]);
     if (!outcome || 'error' in outcome) throw outcome?.error;
     return outcome;
   }
 
-  /** Validates a submission and builds its job, writing nothing. Throws the contract's errors. */
-  prepare(body: unknown, headerKey?: string): PreparedJob {
+  /**
+   * Validates a submission and builds its job for `owner`, writing nothing. Throws the contract's
+   * errors. The idempotency key is the owner's: the job id derives from both.
+   */
+  prepare(body: unknown, owner: string, headerKey?: string): PreparedJob {
     if (body && typeof body === 'object' && 'batch' in body) {
       if ('tasks' in body) {
         throw new ValidationError('A job has tasks or a batch, not both', [
@@ -120,7 +125,7 @@ export class JobEngine {
       const request = parseOrThrow(submitBatchSchema, body, 'Job');
       if (!this.deps.batches)
         throw new ValidationError('Batches are not enabled here', [{ path: 'batch', message: 'not enabled' }]);
-      return this.deps.batches.prepare(request, idempotencyKeyOf(headerKey, request.idempotencyKey));
+      return this.deps.batches.prepare(request, owner, idempotencyKeyOf(headerKey, request.idempotencyKey));
     }
     const request: SubmitTasks = parseOrThrow(submitTasksSchema, body, 'Job');
     const key = idempotencyKeyOf(headerKey, request.idempotencyKey);
@@ -137,8 +142,9 @@ export class JobEngine {
     const { idempotencyKey: _, ...rest } = request;
     const fields = { ...rest, tasks: rest.tasks.map((task) => ({ ...task, input: task.input ?? null })) };
     const now = this.deps.clock.now();
-    const jobId = key !== undefined ? jobIdForKey(key) : newJobId(now);
+    const jobId = key !== undefined ? jobIdForKey(owner, key) : newJobId(now);
     const prepared = createJob(fields, { jobId, taskIds: request.tasks.map((_, i) => taskId(jobId, i)) }, now, {
+      owner,
       requestHash: requestHash(fields),
       ...(key !== undefined ? { idempotencyKey: key } : {}),
     });
@@ -184,21 +190,15 @@ export class JobEngine {
     );
   }
 
-  /** A job of either kind. */
-  async read(id: string): Promise<AnyJob> {
-    const job = await this.deps.store.read(id);
-    if (!job) throw new NotFoundError(`No job ${id}`);
-    return job;
+  /** A job of either kind, if `caller` may see it. */
+  async read(id: string, caller: Caller): Promise<AnyJob> {
+    return visibleTo(caller, id, await this.deps.store.read(id));
   }
 
-  async get(id: string): Promise<Job> {
-    const job = await this.deps.store.get(id);
-    if (!job) throw new NotFoundError(`No job ${id}`);
-    return job;
-  }
-
-  async abort(id: string): Promise<{ job: Job; changed: boolean }> {
+  async abort(id: string, caller: Caller): Promise<{ job: Job; changed: boolean }> {
     return this.update(id, (job) => {
+      // Checked on the very read the abort is written on: a foreign job is a missing one.
+      if (!canSee(caller, job)) throw new NotFoundError(`No job ${id}`);
       const result = abortJob(job, this.deps.clock.now());
       return { write: result.changed ? result.job : undefined, value: result };
     }).then((r) => {
@@ -329,7 +329,7 @@ export class JobEngine {
             ...(task.name !== undefined ? { name: task.name } : {}),
             processor: task.processor,
             attempt,
-            input: await this.deps.payloads.resolve(task.input),
+            input: await taskInput(this.deps.payloads, job.id, task),
           },
         },
         signal,

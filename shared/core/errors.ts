@@ -51,6 +51,14 @@ export class InvalidStateError extends JobsError {
   readonly code = 'INVALID_STATE';
 }
 
+export class UnauthorizedError extends JobsError {
+  readonly code = 'UNAUTHORIZED';
+}
+
+export class ForbiddenError extends JobsError {
+  readonly code = 'FORBIDDEN';
+}
+
 export class PayloadTooLargeError extends JobsError {
   readonly code = 'PAYLOAD_TOO_LARGE';
 }

@@ -40,11 +40,12 @@ export class Finder {
    * A page of jobs. Meta filters and expiry are checked on the loaded jobs, so a page may hold
    * fewer than `limit` jobs and still carry a cursor: read on while `nextCursor` is not null.
    */
-  async jobs(query: SearchJobsQuery): Promise<{ items: AnyJob[]; nextCursor: string | null }> {
+  async jobs(owner: string, query: SearchJobsQuery): Promise<{ items: AnyJob[]; nextCursor: string | null }> {
     this.ensureEnabled();
     const meta = metaFilters(query);
     const fingerprint = JSON.stringify([
       'jobs',
+      owner,
       query.type,
       query.status,
       query.createdAfter,
@@ -53,7 +54,7 @@ export class Finder {
       meta.sort(),
     ]);
     let after = query.cursor ? (await this.cursors.open<{ o: string }>(query.cursor, fingerprint)).o : undefined;
-    const partitions = partitionsFor(query);
+    const partitions = partitionsFor(owner, query);
     const bounds = timeBounds(query);
     const items: AnyJob[] = [];
     const seen = new Set<string>();
@@ -65,7 +66,13 @@ export class Finder {
       for (const id of ids) {
         const job = loaded.get(id);
         // The index may lag a status change by a moment: the job itself has the last word.
-        if (!job || (query.status && job.status !== query.status) || (query.type && job.type !== query.type)) continue;
+        if (
+          !job ||
+          job.owner !== owner ||
+          (query.status && job.status !== query.status) ||
+          (query.type && job.type !== query.type)
+        )
+          continue;
         if (metaMatches(job.meta, meta)) items.push(job);
       }
       after = page.next;
@@ -79,9 +86,9 @@ export class Finder {
    * Tasks live inside their job's item, so this reads jobs: selective filters without `jobType` read
    * many jobs per page (the README says what that costs).
    */
-  async tasks(query: SearchTasksQuery): Promise<{ items: TaskSummary[]; nextCursor: string | null }> {
+  async tasks(owner: string, query: SearchTasksQuery): Promise<{ items: TaskSummary[]; nextCursor: string | null }> {
     this.ensureEnabled();
-    const fingerprint = JSON.stringify(['tasks', query.processor, query.status, query.jobType, query.order]);
+    const fingerprint = JSON.stringify(['tasks', owner, query.processor, query.status, query.jobType, query.order]);
     const position = query.cursor
       ? await this.cursors.open<{ o: string; t?: number }>(query.cursor, fingerprint)
       : undefined;
@@ -96,7 +103,7 @@ export class Finder {
     if (position?.t !== undefined) {
       const id = position.o.slice(position.o.indexOf('#') + 1);
       const [job] = await this.index.load([id]);
-      if (job?.kind === 'tasks') {
+      if (job?.kind === 'tasks' && job.owner === owner) {
         for (const task of matches(job).filter((t) => t.index >= (position.t ?? 0))) {
           if (items.length === query.limit) {
             return { items, nextCursor: await this.cursors.seal({ o: position.o, t: task.index }, fingerprint) };
@@ -106,13 +113,13 @@ export class Finder {
       }
     }
     let after = position?.o;
-    const partitions = partitionsFor({ ...(query.jobType ? { type: query.jobType } : {}) });
+    const partitions = partitionsFor(owner, { ...(query.jobType ? { type: query.jobType } : {}) });
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const page = await mergedPage(this.index, partitions, timeBounds({}), query.order, 100, after);
       const loaded = new Map((await this.index.load(page.entries.map((e) => e.id))).map((job) => [job.id, job]));
       for (const entry of page.entries) {
         const job = loaded.get(entry.id);
-        if (job?.kind !== 'tasks') continue;
+        if (job?.kind !== 'tasks' || job.owner !== owner) continue;
         for (const task of matches(job)) {
           if (items.length === query.limit) {
             return { items, nextCursor: await this.cursors.seal({ o: entry.order, t: task.index }, fingerprint) };

@@ -25,11 +25,12 @@ export function newJobId(now: Date): string {
 }
 
 /**
- * The job id an idempotency key maps to. Deriving it, rather than storing a key → id item, makes
- * "create unless it exists" one conditional write on the job itself.
+ * The job id an owner's idempotency key maps to. Deriving it, rather than storing a key → id item,
+ * makes "create unless it exists" one conditional write on the job itself. Keys are scoped per
+ * owner: two owners using the same key get two jobs, and neither can reach the other's by replaying.
  */
-export function jobIdForKey(key: string): string {
-  return `k${base32(createHash('sha256').update(key).digest(), 26)}`;
+export function jobIdForKey(owner: string, key: string): string {
+  return `k${base32(createHash('sha256').update(owner).update('\0').update(key).digest(), 26)}`;
 }
 
 export function taskId(jobId: string, index: number): string {

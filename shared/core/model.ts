@@ -42,6 +42,12 @@ export interface Task {
   attempts: number;
   input: unknown;
   result?: unknown;
+  /**
+   * Where an input or result too large for the job item lives (claim-check). Only the store sets
+   * these, in attributes of their own: a user value, whatever its shape, is always just a value.
+   */
+  inputRef?: string;
+  resultRef?: string;
   error?: TaskError;
   queuedAt?: string;
   startedAt?: string;
@@ -64,6 +70,8 @@ export interface LogEntry {
 
 export interface Job {
   id: string;
+  /** Who submitted it (see owners.ts): the only caller, besides an admin, who may see or change it. */
+  owner: string;
   type: string;
   name?: string;
   meta?: Record<string, unknown>;
@@ -76,7 +84,7 @@ export interface Job {
   startedAt?: string;
   endedAt?: string;
   tasks: Task[];
-  /** Idempotency: the key the job was made under and a hash of the request that made it. */
+  /** Idempotency: the key the job was made under (scoped to its owner) and a hash of the request. */
   idempotencyKey?: string;
   requestHash: string;
   /** Bumped by every write: the optimistic lock each transition is conditioned on. */

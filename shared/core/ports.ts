@@ -91,6 +91,8 @@ export interface BatchFiles {
   exists(bucket: string, key: string): Promise<boolean>;
   /** The object's ETag, or undefined when it does not exist (or cannot be read). */
   etag(bucket: string, key: string): Promise<string | undefined>;
+  /** The object's ETag and size, or undefined when it does not exist (or cannot be read). */
+  head(bucket: string, key: string): Promise<{ etag: string; bytes: number } | undefined>;
   /**
    * Every row of the parts in order: its value, or why it could not be read. Throws
    * `InputMissingError`, or `InputChangedError` for a file that is no longer the `etag` it names.
@@ -147,9 +149,23 @@ export interface ProcessorInvoker {
   invokeChunk(processor: Processor, request: ChunkRequest, signal: AbortSignal): Promise<ChunkCall>;
 }
 
-/** Large task inputs and results live in S3 behind a reference; API users only ever see values. */
+/**
+ * Large task inputs and results live in S3; the task keeps a reference (`inputRef`, `resultRef`)
+ * that only the store writes. API users only ever see values.
+ */
 export interface PayloadStore {
-  resolve(value: unknown): Promise<unknown>;
+  /** The value behind one of job `jobId`'s references. */
+  load(ref: string, jobId: string): Promise<unknown>;
+}
+
+/** A task's input as the processor gets it: inline, or read back from where the store put it. */
+export function taskInput(payloads: PayloadStore, jobId: string, task: { input: unknown; inputRef?: string }) {
+  return task.inputRef !== undefined ? payloads.load(task.inputRef, jobId) : Promise.resolve(task.input);
+}
+
+/** A task's result as callers see it (null until there is one). */
+export function taskResult(payloads: PayloadStore, jobId: string, task: { result?: unknown; resultRef?: string }) {
+  return task.resultRef !== undefined ? payloads.load(task.resultRef, jobId) : Promise.resolve(task.result ?? null);
 }
 
 export interface Clock {

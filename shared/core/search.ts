@@ -2,40 +2,64 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from './errors.js';
 import { JOB_STATUSES, type JobStatus, TASK_STATUSES } from './model.js';
+import { MAX_OWNER_LENGTH, ownerKey } from './owners.js';
 import type { AnyJob } from './ports.js';
 
 /**
- * Find: jobs by type, status, creation time and meta, in creation order, with signed cursors.
+ * Find: an owner's jobs by type, status, creation time and meta, in creation order, with signed
+ * cursors. No query of one owner reads another owner's index entries: the owner is in every key.
  *
- * Every job item carries three search keys: `sType` (its type), `sStatus` (its status and a shard)
- * and `sOrder` (`createdAt#id`, unique and in creation order). Two indexes answer the common paths
- * without a Scan: `byType` (type → jobs in order) and `byStatus` (status shard → jobs in order, with
- * `sType` projected so a type filter is applied by DynamoDB). A page merges the partitions it reads
- * (the shards of a status, or all statuses when none is asked) by `sOrder`; a cursor is simply the
- * last `sOrder` returned, so every partition resumes from the same point.
+ * Index writes are billed like table writes, so each index is keyed on attributes written once:
+ * - `byOwner` (`sOwner` = owner#shard → `sOrder` = createdAt#id, `type` projected): every job, one
+ *   entry written at create and never moved (the type never changes, so projecting it is free);
+ * - `byOutcome` (`sEnd` = owner#status#shard → `sOrder`, `type` projected): only jobs that ended
+ *   FAILED or ABORTED, one entry written when they end (a terminal status never changes).
+ * A single-task job that succeeds costs one index write; one that fails or is aborted, two.
+ *
+ * Per query shape (what a page reads):
+ * - `status=FAILED|ABORTED` (± type): the owner's byOutcome shards, the type filtered by DynamoDB on
+ *   the projected `type` — index-served, only entries that match the status are read;
+ * - `type` alone: the owner's byOwner shards, type filtered on the index — index-served, reads the
+ *   owner's entries in the time range (~130 bytes each), loads only matching jobs;
+ * - `status=SUCCEEDED|RUNNING|PENDING|HELD` (± type) or `meta.*`: the owner's byOwner shards, then the
+ *   status and meta checked on the jobs themselves — bounded: each page reads at most `MAX_ROUNDS`
+ *   rounds of `limit` jobs and answers with a cursor. SUCCEEDED is most jobs (few misses); active
+ *   jobs are recent (found first in the default newest-first order).
+ * Shards spread one owner's writes over `OWNER_SHARDS` partitions (no hot partition for an owner
+ * submitting thousands of jobs a second); a page reads them all and merges by `sOrder`, and a
+ * cursor is simply the last `sOrder` returned, so every partition resumes from the same point.
  */
 
-export const STATUS_SHARDS = 4;
+export const OWNER_SHARDS = 16;
+
+/** Terminal statuses that get an index entry of their own (the rare ones operators look for). */
+export const OUTCOME_STATUSES: readonly JobStatus[] = ['FAILED', 'ABORTED'];
 
 export interface SearchKeys {
-  sType: string;
-  sStatus: string;
+  sOwner: string;
   sOrder: string;
+  sEnd?: string;
 }
 
 export function shardOf(id: string): number {
-  return createHash('sha256').update(id).digest()[0]! % STATUS_SHARDS;
+  return createHash('sha256').update(id).digest()[0]! % OWNER_SHARDS;
 }
 
-export function searchKeys(job: { id: string; type: string; status: JobStatus; createdAt: string }): SearchKeys {
-  return { sType: job.type, sStatus: `${job.status}#${shardOf(job.id)}`, sOrder: `${job.createdAt}#${job.id}` };
+export function searchKeys(job: { id: string; owner: string; status: JobStatus; createdAt: string }): SearchKeys {
+  const owner = ownerKey(job.owner);
+  const shard = shardOf(job.id);
+  return {
+    sOwner: `${owner}#${shard}`,
+    sOrder: `${job.createdAt}#${job.id}`,
+    ...(OUTCOME_STATUSES.includes(job.status) ? { sEnd: `${owner}#${job.status}#${shard}` } : {}),
+  };
 }
 
 /** One partition of one index: the unit a page reads. */
 export interface IndexPartition {
-  index: 'byType' | 'byStatus';
+  index: 'byOwner' | 'byOutcome';
   key: string;
-  /** Only entries of this type (byStatus projects `sType`). */
+  /** Only entries of this type (both indexes project `type`). */
   type?: string;
 }
 
@@ -72,10 +96,12 @@ export const searchJobsQuerySchema = z
     order: z.enum(['asc', 'desc']).default('desc'),
     limit: z.coerce.number().int().min(1).max(100).default(50),
     cursor: z.string().min(1).max(1024).optional(),
+    /** Admins only: whose jobs to search (default: the caller's own). */
+    owner: z.string().min(1).max(MAX_OWNER_LENGTH).optional(),
   })
   .catchall(z.string())
   .superRefine((query, ctx) => {
-    const known = new Set(['type', 'status', 'createdAfter', 'createdBefore', 'order', 'limit', 'cursor']);
+    const known = new Set(['type', 'status', 'createdAfter', 'createdBefore', 'order', 'limit', 'cursor', 'owner']);
     const meta = Object.keys(query).filter((name) => !known.has(name));
     for (const name of meta) {
       if (!name.startsWith(META_PREFIX) || name.length === META_PREFIX.length) {
@@ -108,6 +134,7 @@ export const searchTasksQuerySchema = z.strictObject({
   order: z.enum(['asc', 'desc']).default('desc'),
   limit: z.coerce.number().int().min(1).max(100).default(50),
   cursor: z.string().min(1).max(1024).optional(),
+  owner: z.string().min(1).max(MAX_OWNER_LENGTH).optional(),
 });
 
 export type SearchTasksQuery = z.output<typeof searchTasksQuerySchema>;
@@ -163,17 +190,16 @@ function digest(text: string): string {
   return createHash('sha256').update(text).digest('base64url').slice(0, 16);
 }
 
-/** Which index partitions a query reads. */
-export function partitionsFor(query: { type?: string; status?: JobStatus }): IndexPartition[] {
-  if (query.status) {
-    return Array.from({ length: STATUS_SHARDS }, (_, shard) => ({
-      index: 'byStatus' as const,
-      key: `${query.status}#${shard}`,
-      ...(query.type ? { type: query.type } : {}),
-    }));
-  }
-  if (query.type) return [{ index: 'byType', key: query.type }];
-  return JOB_STATUSES.flatMap((status) => partitionsFor({ status }));
+/** Which index partitions a query of `owner`'s jobs reads (see the table at the top). */
+export function partitionsFor(owner: string, query: { type?: string; status?: JobStatus }): IndexPartition[] {
+  const key = ownerKey(owner);
+  const type = query.type ? { type: query.type } : {};
+  const outcome = query.status !== undefined && OUTCOME_STATUSES.includes(query.status);
+  return Array.from({ length: OWNER_SHARDS }, (_, shard) =>
+    outcome
+      ? { index: 'byOutcome' as const, key: `${key}#${query.status}#${shard}`, ...type }
+      : { index: 'byOwner' as const, key: `${key}#${shard}`, ...type },
+  );
 }
 
 /**

@@ -56,7 +56,7 @@ export function createJob(
   request: NewJob,
   ids: { jobId: string; taskIds: string[] },
   now: Date,
-  identity: { requestHash: string; idempotencyKey?: string },
+  identity: { owner: string; requestHash: string; idempotencyKey?: string },
 ): Transition {
   const at = now.toISOString();
   const queuedAll = request.strategy === 'concurrent';
@@ -75,6 +75,7 @@ export function createJob(
   });
   const job: Job = {
     id: ids.jobId,
+    owner: identity.owner,
     type: request.type,
     ...(request.name !== undefined ? { name: request.name } : {}),
     ...(request.meta !== undefined ? { meta: request.meta } : {}),
@@ -282,6 +283,7 @@ function finishTask(
   delete task.retryAt;
   if (status === 'SUCCEEDED') {
     task.result = outcome.result ?? null;
+    delete task.resultRef;
     delete task.error;
   } else {
     task.error = bounded(outcome.error as TaskError);

@@ -1,5 +1,5 @@
 import { countTasks, type Job, progress } from './model.js';
-import type { PayloadStore } from './ports.js';
+import { type PayloadStore, taskResult } from './ports.js';
 
 /**
  * The job as API.md shows it. Internal fields (version, request hash, leases) stay inside; large
@@ -17,7 +17,7 @@ export async function toJobView(job: Job, payloads: PayloadStore) {
         processor: task.processor,
         status: task.status,
         attempts: task.attempts,
-        result: task.result === undefined ? null : await payloads.resolve(task.result),
+        result: await taskResult(payloads, job.id, task),
         error: task.error ?? null,
         queuedAt: task.queuedAt ?? null,
         startedAt: task.startedAt ?? null,

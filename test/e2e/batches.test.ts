@@ -219,7 +219,7 @@ describe('batches over HTTP with demo.rows', () => {
 
   it('runs an input file as it was at submit: one replaced before the release fails the batch, saying so', async () => {
     const { s3 } = createClients();
-    const key = `replaced/${Date.now()}.jsonl`;
+    const key = `incoming/replaced-${Date.now()}.jsonl`;
     const put = (body: string) =>
       s3.send(new PutObjectCommand({ Bucket: stack.info.buckets.data, Key: key, Body: body }));
     await put('{"n":1}\n{"n":2}\n');
@@ -239,7 +239,7 @@ describe('batches over HTTP with demo.rows', () => {
 
   it('reads an input file from S3 (JSON Lines), and pages through rows by status with cursors', async () => {
     const { s3 } = createClients();
-    const key = `uploads-by-hand/${Date.now()}.jsonl`;
+    const key = `incoming/by-hand-${Date.now()}.jsonl`;
     const lines = rowsOf(450, [10, 20, 449]).map((r) => JSON.stringify(r));
     lines.splice(100, 0, '{not json');
     await s3.send(new PutObjectCommand({ Bucket: stack.info.buckets.data, Key: key, Body: `${lines.join('\n')}\n` }));
@@ -398,7 +398,7 @@ describe("bad batch input is refused with the contract's error and writes nothin
       type: 't',
       batch: {
         processor: 'demo.rows',
-        input: { bucket: stack.info.buckets.data, key: 'no/such/file.csv', format: 'csv' },
+        input: { bucket: stack.info.buckets.data, key: 'incoming/no/such/file.csv', format: 'csv' },
       },
     });
     expect(missing.status).toBe(400);

@@ -17,7 +17,7 @@ describe('with Find switched off', () => {
     expect(job.status).toBe('SUCCEEDED');
     const [item] = (await tableItems(stack)).filter((i) => i.pk === `JOB#${job.id}`);
     expect(item).toBeDefined();
-    expect(Object.keys(item!).filter((name) => ['sType', 'sStatus', 'sOrder'].includes(name))).toEqual([]);
+    expect(Object.keys(item!).filter((name) => ['sOwner', 'sOrder', 'sEnd'].includes(name))).toEqual([]);
     for (const path of ['/v1/jobs?type=unindexed', '/v1/tasks']) {
       const reply = await api.call<{ error: { code: string } }>('GET', path);
       expect(reply.status).toBe(409);

@@ -33,14 +33,14 @@ describe('outputs larger than a part, assembled over many finalize steps', () =>
     ).join('\n');
     const { s3 } = createClients();
     const bucket = stack.info.buckets.data!;
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'in/sixty-thousand.jsonl', Body: body }));
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'incoming/sixty-thousand.jsonl', Body: body }));
     s3.destroy();
     const api = apiClient(stack);
     const submitted = await api.submit({
       type: 'assembled',
       batch: {
         processor: 'demo.rows',
-        input: { bucket, key: 'in/sixty-thousand.jsonl', format: 'jsonl' },
+        input: { bucket, key: 'incoming/sixty-thousand.jsonl', format: 'jsonl' },
         chunkSize: 1000,
         maxFailedRows: 10,
       },

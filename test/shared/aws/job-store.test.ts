@@ -7,7 +7,7 @@ import { DynamoJobStore } from '../../../shared/aws/job-store.js';
 import { dynamoItemSize } from '../../../shared/aws/meter.js';
 import { S3PayloadStore } from '../../../shared/aws/payloads.js';
 import { JobEngine } from '../../../shared/core/engine.js';
-import type { ProcessorInvoker, TaskRequest, WorkQueue } from '../../../shared/core/ports.js';
+import { type ProcessorInvoker, type TaskRequest, taskInput, type WorkQueue } from '../../../shared/core/ports.js';
 import { ProcessorRegistry } from '../../../shared/core/processors.js';
 import type { AttemptOutcome } from '../../../shared/core/transitions.js';
 import { abortJob, createJob } from '../../../shared/core/transitions.js';
@@ -29,7 +29,7 @@ const newJob = (id: string, input: unknown = 1) =>
     { type: 't', strategy: 'sequential', failFast: false, tasks: [{ processor: 'p', input }] },
     { jobId: id, taskIds: [`${id}.0`] },
     new Date(),
-    { requestHash: 'h' },
+    { owner: 'o', requestHash: 'h' },
   ).job;
 
 describe('DynamoJobStore on the embedded DynamoDB', () => {
@@ -58,7 +58,7 @@ describe('DynamoJobStore on the embedded DynamoDB', () => {
     const item = Items.find((i) => i.id === 'store-3');
     expect(JSON.stringify(item).length).toBeLessThan(1000);
     const stored = await store.get('store-3');
-    expect(await payloads.resolve(stored?.tasks[0]?.input)).toEqual(big);
+    expect(await taskInput(payloads, stored!.id, stored!.tasks[0]!)).toEqual(big);
   });
 
   it('stores a large task list compressed, a small one as a readable list, and reads both back as written', async () => {
@@ -72,7 +72,7 @@ describe('DynamoJobStore on the embedded DynamoDB', () => {
       },
       { jobId: 'store-compressed', taskIds: ids },
       new Date(),
-      { requestHash: 'h' },
+      { owner: 'o', requestHash: 'h' },
     );
     await store.create(large);
     const one = newJob('store-small');
@@ -133,7 +133,7 @@ describe('a zombie worker against the real store', () => {
       // Write the start at once, so the test sees the lease the zombie then loses.
       recordStartAfterMs: 0,
     });
-    const { job } = await engine.submit({ type: 'zombie', tasks: [{ processor: 'p', input: 'x' }] });
+    const { job } = await engine.submit({ type: 'zombie', tasks: [{ processor: 'p', input: 'x' }] }, 'o');
     const zombie = engine.runTask({ jobId: job.id, task: 0 }, { messageId: 'm1' });
     await new Promise((r) => setTimeout(r, 200));
     expect((await store.get(job.id))?.tasks[0]).toMatchObject({ status: 'RUNNING', attempts: 1 });
@@ -158,7 +158,7 @@ describe('review findings, as regressions', () => {
     const other = { ...newJob('store-5', { big: 'b'.repeat(3000) }), requestHash: 'hash-other' };
     expect((await store.create(other)).created).toBe(false);
     const stored = await store.get('store-5');
-    expect(await payloads.resolve(stored?.tasks[0]?.input)).toEqual({ big: 'a'.repeat(3000) });
+    expect(await taskInput(payloads, stored!.id, stored!.tasks[0]!)).toEqual({ big: 'a'.repeat(3000) });
   });
 
   it('treats its own committed write as won when the SDK’s retry of it is refused', async () => {
@@ -200,7 +200,7 @@ describe('review findings, as regressions', () => {
       },
       { jobId: 'store-8', taskIds: Array.from({ length: 8 }, (_, i) => `store-8.${i}`) },
       new Date(),
-      { requestHash: 'h8' },
+      { owner: 'o', requestHash: 'h8' },
     ).job;
     // 64 KiB limit per value, but together they would pass DynamoDB's 400 KB item limit.
     const wide = new DynamoJobStore(
@@ -211,7 +211,7 @@ describe('review findings, as regressions', () => {
     );
     expect(await wide.create(many)).toEqual({ created: true });
     const read = await wide.get('store-8');
-    expect(await payloads.resolve(read?.tasks[7]?.input)).toEqual({ pad: '7'.repeat(60_000) });
+    expect(await taskInput(payloads, read!.id, read!.tasks[7]!)).toEqual({ pad: '7'.repeat(60_000) });
   });
 });
 
@@ -232,7 +232,7 @@ describe('a worker that does not know a task’s processor', () => {
     };
     const api = new JobEngine({ ...deps, processors: new ProcessorRegistry([{ name: 'p.old', ...p }]) });
     const worker = new JobEngine({ ...deps, processors: new ProcessorRegistry([{ name: 'p.new', ...p }]) });
-    const { job } = await api.submit({ type: 'drift', tasks: [{ processor: 'p.old' }] });
+    const { job } = await api.submit({ type: 'drift', tasks: [{ processor: 'p.old' }] }, 'o');
     expect(await worker.runTask({ jobId: job.id, task: 0 }, { messageId: 'm' })).toEqual({ kind: 'done' });
     const failed = await store.get(job.id);
     expect(failed?.status).toBe('FAILED');
@@ -266,7 +266,7 @@ describe('retention', () => {
       { type: 'old-news', strategy: 'sequential', failFast: false, tasks: [{ processor: 'p', input: 1 }] },
       { jobId: 'retained-1', taskIds: ['retained-1.0'] },
       longAgo,
-      { requestHash: 'h' },
+      { owner: 'o', requestHash: 'h' },
     ).job;
     const finished = abortJob(created, longAgo).job;
     // Kept 30 days by type, past that now; a fresh one of another type stays.

@@ -55,8 +55,10 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
+const OWNER = { owner: 'o', admin: false };
+
 async function submit(batch: Record<string, unknown>, key?: string) {
-  const prepared = engine.prepare(parseOrThrow(submitBatchSchema, { type: 't', batch }, 'Job'), key);
+  const prepared = engine.prepare(parseOrThrow(submitBatchSchema, { type: 't', batch }, 'Job'), OWNER.owner, key);
   return (await engine.commit(prepared)).job.id;
 }
 
@@ -106,7 +108,7 @@ describe('the sweeper repairs a batch whose step message was lost', () => {
 
   it('plans again a batch whose chunk messages were lost, running only the chunks not committed', async () => {
     const id = await submit({ processor: 'rows', rows: [1, 2, 3, 4, 5, 6], chunkSize: 2, hold: true });
-    await engine.release(id);
+    await engine.release(id, OWNER);
     let chunksLost = 0;
     // The plan runs; of its three chunk messages, two are lost.
     await drain((m) => 'chunk' in m && m.chunk > 0 && ++chunksLost > 0);
@@ -137,7 +139,7 @@ describe('a large input is planned in slices', () => {
   it('sends at most a slice of chunks per plan step and hands the rest to the next step', async () => {
     const sliced = new BatchEngine({ ...deps, planChunksPerStep: 3 });
     const id = await submit({ processor: 'rows', rows, chunkSize: 2, hold: true });
-    await sliced.release(id);
+    await sliced.release(id, OWNER);
     const steps: (number | undefined)[] = [];
     const sent: number[] = [];
     await drain((m) => {
@@ -155,7 +157,7 @@ describe('a large input is planned in slices', () => {
 
   it('sends at least one chunk per step when steps are out of time, so the plan always moves on', async () => {
     const id = await submit({ processor: 'rows', rows: [1, 2, 3, 4, 5, 6, 7], chunkSize: 2, hold: true });
-    await engine.release(id);
+    await engine.release(id, OWNER);
     const steps: (number | undefined)[] = [];
     await drain(
       (m) => {
@@ -183,7 +185,7 @@ describe('a large input is planned in slices', () => {
       else records.push(`${n},name ${n},ok`);
       if (n % 9 === 0) records.push('');
     }
-    const key = 'in/resumed.csv';
+    const key = 'incoming/resumed.csv';
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: records.join('\r\n') }));
     const run = async (by: BatchEngine) => {
       const id = await submit({ processor: 'rows', input: { bucket, key, format: 'csv' }, chunkSize: 3 });
@@ -215,9 +217,9 @@ describe('a large input is planned in slices', () => {
     const pad = 'x'.repeat(80);
     const body = Array.from({ length: 80_000 }, (_, i) => JSON.stringify({ n: i + 1, pad })).join('\n');
     const size = Buffer.byteLength(body);
-    await clients().s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'in/eight-mb.jsonl', Body: body }));
+    await clients().s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'incoming/eight-mb.jsonl', Body: body }));
     const sliced = new BatchEngine({ ...deps, files: new S3BatchFiles(s3, bucket), planChunksPerStep: 8 });
-    const id = await submit({ processor: 'rows', input: { bucket, key: 'in/eight-mb.jsonl' }, chunkSize: 1000 });
+    const id = await submit({ processor: 'rows', input: { bucket, key: 'incoming/eight-mb.jsonl' }, chunkSize: 1000 });
     const before = downloaded();
     let steps = 0;
     // Only the plan: its chunk messages are dropped here, as what is measured is the reading.
@@ -237,7 +239,7 @@ describe('a large input is planned in slices', () => {
     const sliced = new BatchEngine({ ...deps, planChunksPerStep: 3 });
     const { s3 } = clients();
     const bucket = stack.info.buckets.data!;
-    const key = 'in/replaced.jsonl';
+    const key = 'incoming/replaced.jsonl';
     const file = (tag: string) => rows.map((n) => JSON.stringify({ n, tag })).join('\n');
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: file('first') }));
     const id = await submit({ processor: 'rows', input: { bucket, key, format: 'jsonl' }, chunkSize: 2 });
@@ -262,7 +264,7 @@ describe('a large input is planned in slices', () => {
   it('loses and repeats nothing when every plan step is delivered twice, out of turn', async () => {
     const sliced = new BatchEngine({ ...deps, planChunksPerStep: 3 });
     const id = await submit({ processor: 'rows', rows, chunkSize: 2, hold: true });
-    await sliced.release(id);
+    await sliced.release(id, OWNER);
     // Each plan step runs twice: its second copy comes last, after later steps and chunks.
     const copied = new Set<string>();
     await drain((m) => {
@@ -275,7 +277,7 @@ describe('a large input is planned in slices', () => {
     expect(copied.size).toBe(5);
     const job = await sliced.get(id);
     expect(job.batch.counts).toEqual({ succeeded: 25, failed: 0, aborted: 0 });
-    const page = await sliced.rows(id, { limit: 100 });
+    const page = await sliced.rows(id, OWNER, { limit: 100 });
     expect(page.items.map((row) => row.result)).toEqual(rows);
   });
 });
@@ -348,7 +350,7 @@ describe('an idempotency key reused with other rows', () => {
     await drain();
     const job = await engine.get(id);
     expect(job.batch.counts).toEqual({ succeeded: 2, failed: 0, aborted: 0 });
-    const page = await engine.rows(id, { limit: 10 });
+    const page = await engine.rows(id, OWNER, { limit: 10 });
     expect(page.items.map((row) => row.result)).toEqual(['mine', 'mine']);
     const tally = await engine.tallies(id);
     expect(tally[0]?.commits.size).toBe(1);

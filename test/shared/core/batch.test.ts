@@ -114,6 +114,7 @@ describe('a chunk reply is read against the rows it was given', () => {
 describe('appends to a held batch', () => {
   const held = (parts: BatchJob['batch']['parts'], status: BatchJob['status'] = 'HELD'): BatchJob => ({
     id: 'j',
+    owner: 'o',
     type: 't',
     kind: 'batch',
     status,

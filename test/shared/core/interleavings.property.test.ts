@@ -91,7 +91,7 @@ class Simulation {
       { type: 't', strategy, failFast, tasks: Array.from({ length: taskCount }, () => ({ processor: 'p', input: 1 })) },
       { jobId: 'j', taskIds: Array.from({ length: taskCount }, (_, i) => `j.${i}`) },
       new Date(this.now),
-      { requestHash: 'h' },
+      { owner: 'o', requestHash: 'h' },
     );
     this.job = created.job;
     this.finishes = Array(taskCount).fill(0);

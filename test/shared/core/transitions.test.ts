@@ -28,7 +28,7 @@ function make(strategy: NewJob['strategy'], n: number, failFast = false): { job:
     { type: 't', strategy, failFast, tasks: Array.from({ length: n }, (_, i) => ({ processor: 'p', input: i })) },
     { jobId: 'j', taskIds: Array.from({ length: n }, (_, i) => `j.${i}`) },
     t0,
-    { requestHash: 'h' },
+    { owner: 'o', requestHash: 'h' },
   );
 }
 
