@@ -10,6 +10,10 @@ const authSchema = z.discriminatedUnion('mode', [
     mode: z.literal('jwt'),
     issuer: z.url(),
     audience: z.array(z.string().min(1)).min(1),
+    /** The claim that names a caller's owner: `sub` (each user their own jobs) or e.g. `tenant`. */
+    ownerClaim: z.string().min(1).default('sub'),
+    /** A scope whose bearers see every owner's jobs. */
+    adminScope: z.string().min(1).optional(),
   }),
 ]);
 
@@ -44,6 +48,18 @@ export const environmentSchema = z.strictObject({
   processors: z.record(z.string(), z.unknown()).default({}),
   /** Buckets (besides the stack's own) that batches may name as `input.bucket`: read access is granted. */
   batchInputBuckets: z.array(z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/)).default([]),
+  /** In the stack's own bucket, the one prefix batches may name as input (where services drop files); '' for none. */
+  batchInputPrefix: z.string().max(256).default('incoming/'),
+  /** The largest batch input file or upload, in bytes. */
+  batchInputMaxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(5 * 1024 ** 3),
+  /** Owners (`iam:AROA…`, `jwt:sub:…`) or IAM ARNs that see and act on every owner's jobs. */
+  adminPrincipals: z.array(z.string().min(1)).default([]),
+  /** Owners whose queued submissions may name another owner in an `Owner` message attribute. */
+  trustedSubmitters: z.array(z.string().min(1)).default([]),
   /** Deploy the demo processors of API.md (demo.echo, …) for smoke tests. */
   demoProcessors: z.boolean().default(false),
   /** `destroy` for throwaway environments; `retain` keeps data when the stack is deleted. */

@@ -198,6 +198,17 @@ export class JobsStack extends Stack {
       JOB_RETENTION_DAYS_BY_TYPE: JSON.stringify(config.jobRetentionDaysByType),
       SEARCH_INDEX: config.searchIndex ? 'on' : 'off',
       POWERTOOLS_LOG_LEVEL: config.logLevel,
+      BATCH_INPUT_BUCKETS: config.batchInputBuckets.join(','),
+      BATCH_INPUT_PREFIX: config.batchInputPrefix,
+      BATCH_INPUT_MAX_BYTES: String(config.batchInputMaxBytes),
+      ADMIN_PRINCIPALS: config.adminPrincipals.join(','),
+      TRUSTED_SUBMITTERS: config.trustedSubmitters.join(','),
+      ...(config.auth.mode === 'jwt'
+        ? {
+            JWT_OWNER_CLAIM: config.auth.ownerClaim,
+            ...(config.auth.adminScope ? { ADMIN_SCOPE: config.auth.adminScope } : {}),
+          }
+        : {}),
     };
     for (const [key, table] of Object.entries(this.tables))
       environment[resourceEnv.table(key as TableKey)] = table.tableName;
@@ -229,7 +240,12 @@ export class JobsStack extends Stack {
     const jobItems = [table.tableArn];
     const payloadObjects = [bucket.arnForObjects('payloads/*')];
     // Batches: inline/appended rows and uploads under inputs/, chunk outcomes and outputs under outputs/.
-    const batchObjects = [bucket.arnForObjects('inputs/*'), bucket.arnForObjects('outputs/*')];
+    const batchObjects = [
+      bucket.arnForObjects('inputs/*'),
+      bucket.arnForObjects('outputs/*'),
+      // Where services drop input files for batches to name (read, never written, by us).
+      ...(config.batchInputPrefix ? [bucket.arnForObjects(`${config.batchInputPrefix}*`)] : []),
+    ];
     const inputBuckets = config.batchInputBuckets.map((b) => `arn:${this.partition}:s3:::${b}/*`);
     for (const fn of ['api', 'worker', 'submitConsumer', 'deadLetters', 'sweeper'] as const) {
       allow(fn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
-import { BatchEngine } from '../core/batch-engine.js';
+import { BatchEngine, DEFAULT_INPUT_POLICY } from '../core/batch-engine.js';
 import { JobEngine } from '../core/engine.js';
 import { Finder } from '../core/find.js';
 import { systemClock } from '../core/ports.js';
@@ -102,6 +102,16 @@ export function wiringFromEnv(
     clock: systemClock,
     cursors,
     leaseMarginSeconds,
+    inputs: {
+      buckets: (env.BATCH_INPUT_BUCKETS ?? '')
+        .split(',')
+        .map((b) => b.trim())
+        .filter(Boolean),
+      ...(env.BATCH_INPUT_PREFIX !== undefined ? { ownPrefix: env.BATCH_INPUT_PREFIX } : {}),
+      ...(env.BATCH_INPUT_MAX_BYTES
+        ? { maxBytes: positiveNumber(env.BATCH_INPUT_MAX_BYTES, DEFAULT_INPUT_POLICY.maxBytes) }
+        : {}),
+    },
     ...(env.PLAN_CHUNKS_PER_STEP ? { planChunksPerStep: positiveNumber(env.PLAN_CHUNKS_PER_STEP, 10_000) } : {}),
     ...(env.FINALIZE_CHUNKS_PER_STEP
       ? { finalizeChunksPerStep: positiveNumber(env.FINALIZE_CHUNKS_PER_STEP, 2000) }
@@ -134,7 +144,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|JOB_RETENTION|SEARCH_INDEX)/.test(
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|SEARCH_INDEX|PLAN_CHUNKS|FINALIZE_CHUNKS|BATCH_INPUT_)/.test(
           variable,
         ),
       )

@@ -926,6 +926,7 @@ export class BatchEngine {
     const now = this.deps.clock.now();
     return {
       id: job.id,
+      owner: job.owner,
       type: job.type,
       name: job.name ?? null,
       meta: job.meta ?? {},

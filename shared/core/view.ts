@@ -36,6 +36,7 @@ export function toJobSummary(job: Job) {
   const counts = countTasks(job.tasks);
   return {
     id: job.id,
+    owner: job.owner,
     type: job.type,
     name: job.name ?? null,
     meta: job.meta ?? {},

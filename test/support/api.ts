@@ -10,8 +10,24 @@ export interface Reply<T = unknown> {
   body: T;
 }
 
+/**
+ * How a client proves who it is: extra headers for a request (a local owner's name, a SigV4
+ * signature, a bearer token). Without one, the local stack takes requests as its default owner.
+ */
+export type Credentials = (request: {
+  method: string;
+  url: URL;
+  headers: Record<string, string>;
+  body: string | undefined;
+}) => Promise<Record<string, string>> | Record<string, string>;
+
+/** Acts as the local principal `name` (the local gateway's `X-Local-Owner`, no signature). */
+export const localOwner =
+  (name: string): Credentials =>
+  () => ({ 'x-local-owner': name });
+
 /** A small client of the public HTTP API, as another service would use it. */
-export function apiClient(stack: LocalStack) {
+export function apiClient(stack: LocalStack, credentials?: Credentials) {
   const base = stack.info.api;
   const call = async <T>(
     method: string,
@@ -19,19 +35,20 @@ export function apiClient(stack: LocalStack) {
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<Reply<T>> => {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, headers: response.headers, body: (text ? JSON.parse(text) : undefined) as T };
+    const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const sent = body === undefined ? { ...headers } : { 'content-type': 'application/json', ...headers };
+    const url = new URL(`${base}${path}`);
+    Object.assign(sent, await credentials?.({ method, url, headers: sent, body: text }));
+    const response = await fetch(url, { method, headers: sent, body: text });
+    const reply = await response.text();
+    return { status: response.status, headers: response.headers, body: (reply ? JSON.parse(reply) : undefined) as T };
   };
   return {
     call,
-    submit: (body: unknown, headers?: Record<string, string>) => call<JobView>('POST', '/v1/jobs', body, headers),
-    get: (id: string, wait?: number) =>
-      call<JobView>('GET', `/v1/jobs/${id}${wait === undefined ? '' : `?wait=${wait}`}`),
+    submit: <T = JobView>(body: unknown, headers?: Record<string, string>) =>
+      call<T>('POST', '/v1/jobs', body, headers),
+    get: <T = JobView>(id: string, wait?: number) =>
+      call<T>('GET', `/v1/jobs/${id}${wait === undefined ? '' : `?wait=${wait}`}`),
     abort: (id: string) => call<JobView>('POST', `/v1/jobs/${id}/abort`),
     /** Submits and long-polls until the job is terminal (or fails the test after `seconds`). */
     async run(body: unknown, seconds = 30): Promise<JobView> {
