@@ -81,3 +81,23 @@ describe('a queued body that carries its own idempotencyKey', () => {
     expect(jobs[0]?.idempotencyKey).toBe('body-key-1');
   });
 });
+
+describe('the owner of a queued submission', () => {
+  it('refuses an Owner attribute from a sender that is not trusted, creating nothing', async () => {
+    const before = (await tableItems(stack)).length;
+    await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: stack.info.queues.submit?.url,
+        MessageBody: JSON.stringify({ type: 'impostor', tasks: [{ processor: 'demo.echo' }] }),
+        MessageAttributes: { Owner: { DataType: 'String', StringValue: 'iam:AIDASOMEONEELSE' } },
+      }),
+    );
+    await eventually(async () => (await submitSource().pollOnce()) > 0 || undefined);
+    const dead = await eventually(async () => {
+      const messages = await deadLetters();
+      return messages.length > 0 ? messages : undefined;
+    });
+    expect(JSON.parse(dead[0]?.MessageAttributes?.Reason?.StringValue ?? '{}').code).toBe('FORBIDDEN');
+    expect((await tableItems(stack)).length).toBe(before);
+  });
+});
