@@ -13,7 +13,7 @@ import type { Caller } from '../../shared/core/owners.js';
 import type { AnyJob } from '../../shared/core/ports.js';
 import { appendRowsSchema, idempotencyKeySchema, parseOrThrow } from '../../shared/core/schemas.js';
 import { searchJobsQuerySchema, searchTasksQuerySchema } from '../../shared/core/search.js';
-import { toJobSummary, toJobView, toTaskSummary } from '../../shared/core/view.js';
+import { shownTo, toJobSummary, toJobView, toTaskSummary } from '../../shared/core/view.js';
 import { callerOf, callerPolicyFromEnv } from '../../shared/http/callers.js';
 import { type ApiEvent, DEFAULT_MAX_BODY_BYTES, httpErrors, jsonBody } from '../../shared/http/middleware.js';
 import { json } from '../../shared/http/responses.js';
@@ -74,9 +74,9 @@ function jobId(event: ApiEvent): string {
 }
 
 /** A job as API.md shows it, whichever its kind. */
-async function view(job: AnyJob, options: { upload?: boolean } = {}) {
+async function view(job: AnyJob, who: Caller, options: { upload?: boolean } = {}) {
   const { batches, payloads } = wiring('api', log);
-  return job.kind === 'batch' ? batches.view(job, options) : toJobView(job, payloads);
+  return shownTo(who, job.kind === 'batch' ? await batches.view(job, options) : await toJobView(job, payloads));
 }
 
 /** Done waiting: terminal, and for a batch, its outputs assembled. */
@@ -110,8 +110,9 @@ const routes: Record<string, Route> = {
   'POST /v1/jobs': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
     const { engine } = wiring('api', log);
-    const { job, created } = await engine.submit(event.json, caller(event).owner, headerKey(event));
-    return json(created ? 202 : 200, await view(job, { upload: true }), { location: `/v1/jobs/${job.id}` });
+    const who = caller(event);
+    const { job, created } = await engine.submit(event.json, who.owner, headerKey(event));
+    return json(created ? 202 : 200, await view(job, who, { upload: true }), { location: `/v1/jobs/${job.id}` });
   },
 
   'GET /v1/jobs': async (event) => {
@@ -119,7 +120,11 @@ const routes: Record<string, Route> = {
     const { finder, batches } = wiring('api', log);
     const page = await finder.jobs(searchOwner(event, query.owner), query);
     return json(200, {
-      items: await Promise.all(page.items.map((job) => (job.kind === 'batch' ? batches.view(job) : toJobSummary(job)))),
+      items: await Promise.all(
+        page.items.map(async (job) =>
+          shownTo(caller(event), job.kind === 'batch' ? await batches.view(job) : toJobSummary(job)),
+        ),
+      ),
       nextCursor: page.nextCursor,
     });
   },
@@ -149,8 +154,9 @@ const routes: Record<string, Route> = {
 
   'GET /v1/jobs/{id}': async (event) => {
     const { wait = 0 } = parseOrThrow(readQuery, event.queryStringParameters ?? {}, 'Query');
-    const job = await readUntilTerminal(jobId(event), caller(event), wait);
-    return json(200, await view(job));
+    const who = caller(event);
+    const job = await readUntilTerminal(jobId(event), who, wait);
+    return json(200, await view(job, who));
   },
 
   'POST /v1/jobs/{id}/abort': async (event) => {
@@ -160,7 +166,7 @@ const routes: Record<string, Route> = {
     const who = caller(event);
     const { job, changed } =
       (await engine.read(id, who)).kind === 'batch' ? await batches.abort(id, who) : await engine.abort(id, who);
-    return json(changed ? 202 : 200, await view(job));
+    return json(changed ? 202 : 200, await view(job, who));
   },
 
   'POST /v1/jobs/{id}/rows': async (event) => {
@@ -188,7 +194,8 @@ const routes: Record<string, Route> = {
 
   'POST /v1/jobs/{id}/release': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    return json(202, await view(await wiring('api', log).batches.release(jobId(event), caller(event))));
+    const who = caller(event);
+    return json(202, await view(await wiring('api', log).batches.release(jobId(event), who), who));
   },
 };
 

@@ -1,4 +1,5 @@
 import { countTasks, type Job, progress } from './model.js';
+import type { Caller } from './owners.js';
 import { type PayloadStore, taskResult } from './ports.js';
 
 /**
@@ -70,4 +71,14 @@ export function toTaskSummary(jobId: string, jobType: string, task: Job['tasks']
     startedAt: task.startedAt ?? null,
     endedAt: task.endedAt ?? null,
   };
+}
+
+/**
+ * A view as `caller` may see it: the idempotency key is its owner's alone (an admin reading another
+ * owner's job does not get it), since knowing a key is what a replay needs.
+ */
+export function shownTo<V extends { owner: string; idempotencyKey?: string }>(caller: Caller, view: V): V {
+  if (view.owner === caller.owner || view.idempotencyKey === undefined) return view;
+  const { idempotencyKey: _, ...rest } = view;
+  return rest as V;
 }
