@@ -3,37 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { currentMeter } from '../../shared/aws/meter.js';
+import { JobsError, ValidationError } from '../../shared/core/errors.js';
 import { errorResponse } from '../../shared/http/responses.js';
+import { type CompiledRoute, compileRoute } from '../../shared/http/routes.js';
 import type { FunctionHost } from './functions.js';
 
 /** API Gateway refuses bodies over 10 MB before any function runs. */
 export const API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
-
-interface CompiledRoute {
-  routeKey: string;
-  method: string;
-  pattern: RegExp;
-  params: string[];
-  /** API Gateway prefers the route with more literal segments (`/v1/jobs/search` over `/v1/jobs/{id}`). */
-  literals: number;
-}
-
-/** `GET /v1/jobs/{id}` → a matcher; `{name+}` is greedy like API Gateway's proxy parameter. */
-export function compileRoute(routeKey: string): CompiledRoute {
-  const [method = '', path = ''] = routeKey.split(' ');
-  const params: string[] = [];
-  const source = path
-    .split('/')
-    .map((segment) => {
-      const match = /^\{([A-Za-z0-9_]+)(\+)?\}$/.exec(segment);
-      if (!match) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      params.push(match[1] as string);
-      return match[2] ? '(.+)' : '([^/]+)';
-    })
-    .join('/');
-  const literals = path.split('/').length - params.length;
-  return { routeKey, method, pattern: new RegExp(`^${source}$`), params, literals };
-}
 
 export interface RouteMatch {
   routeKey: string;
@@ -52,6 +28,7 @@ export class Router {
       .sort((a, b) => b.literals - a.literals);
   }
 
+  /** Throws a ValidationError when a path parameter is not valid percent-encoding. */
   match(method: string, path: string): RouteMatch | undefined {
     for (const route of this.routes) {
       if (route.method !== method && route.method !== 'ANY') continue;
@@ -59,9 +36,16 @@ export class Router {
       if (!found) continue;
       if (route.params.length === 0) return { routeKey: route.routeKey };
       const pathParameters: Record<string, string> = {};
-      route.params.forEach((name, i) => {
-        pathParameters[name] = decodeURIComponent(found[i + 1] as string);
-      });
+      for (const [i, name] of route.params.entries()) {
+        const raw = found[i + 1] as string;
+        try {
+          pathParameters[name] = decodeURIComponent(raw);
+        } catch {
+          throw new ValidationError(`Path segment '${raw.slice(0, 128)}' is not valid percent-encoding`, [
+            { path: name, message: 'malformed percent-escape' },
+          ]);
+        }
+      }
       return { routeKey: route.routeKey, pathParameters };
     }
     return this.hasDefault ? { routeKey: '$default' } : undefined;
@@ -194,7 +178,14 @@ export function createApiGateway(options: ApiGatewayOptions): Server {
       writeResult(response, local);
       return;
     }
-    const match = router.match(method, path);
+    let match: RouteMatch | undefined;
+    try {
+      match = router.match(method, path);
+    } catch (error) {
+      if (!(error instanceof JobsError)) throw error;
+      writeResult(response, errorResponse(error.code, error.message, error.details));
+      return;
+    }
     if (!match) {
       writeResult(response, errorResponse('NOT_FOUND', `No route for ${method} ${path}`));
       return;
