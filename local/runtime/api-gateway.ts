@@ -1,11 +1,16 @@
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type {
+  APIGatewayEventRequestContextV2,
+  APIGatewayProxyEventV2WithRequestContext,
+  APIGatewayProxyStructuredResultV2,
+} from 'aws-lambda';
 import { currentMeter } from '../../shared/aws/meter.js';
 import { JobsError, ValidationError } from '../../shared/core/errors.js';
 import { errorResponse } from '../../shared/http/responses.js';
 import { type CompiledRoute, compileRoute } from '../../shared/http/routes.js';
+import type { Authorizer, AuthorizerContext } from './authorizers.js';
 import type { FunctionHost } from './functions.js';
 
 /** API Gateway refuses bodies over 10 MB before any function runs. */
@@ -54,13 +59,19 @@ export class Router {
 
 const TEXT_TYPES = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript)|[^;]*\+json|[^;]*\+xml)/i;
 
+/** The event of an HTTP API route: with `authorizer` when the route has one, as in AWS. */
+export type LocalApiEvent = APIGatewayProxyEventV2WithRequestContext<
+  APIGatewayEventRequestContextV2 & { authorizer?: AuthorizerContext }
+>;
+
 /** Builds the payload-format 2.0 event exactly as API Gateway sends it to a Lambda integration. */
 export function toEvent(
   request: IncomingMessage,
   body: Buffer,
   match: RouteMatch,
   sourceIp: string,
-): APIGatewayProxyEventV2 {
+  authorizer?: AuthorizerContext,
+): LocalApiEvent {
   const url = new URL(request.url ?? '/', 'http://localhost');
   const headers: Record<string, string> = {};
   const cookies: string[] = [];
@@ -82,7 +93,7 @@ export function toEvent(
   // Bytes that are not valid UTF-8 cannot travel in a JSON string unchanged: send them base64 so
   // the function sees exactly what the client sent and can refuse it.
   const isText = body.length === 0 || (TEXT_TYPES.test(contentType) && isUtf8(body));
-  const event: APIGatewayProxyEventV2 = {
+  const event: LocalApiEvent = {
     version: '2.0',
     routeKey: match.routeKey,
     rawPath: url.pathname,
@@ -91,6 +102,8 @@ export function toEvent(
     requestContext: {
       accountId: '000000000000',
       apiId: 'local',
+      // Only routes with an authorizer carry its context, as in AWS.
+      ...(authorizer ? { authorizer } : {}),
       domainName: headers.host ?? 'localhost',
       domainPrefix: (headers.host ?? 'localhost').split('.')[0] as string,
       http: {
@@ -141,8 +154,15 @@ export interface ApiGatewayOptions {
   host: FunctionHost;
   functionName: string;
   routes: string[];
-  /** Routes the runtime answers itself (e.g. `/local/info`); return undefined to pass on. */
-  localRoutes?: (method: string, path: string) => APIGatewayProxyStructuredResultV2 | undefined;
+  /** Routes the runtime answers itself, open in every mode (e.g. `/local/info`); undefined passes on. */
+  localRoutes?: (
+    method: string,
+    path: string,
+    body: Buffer,
+  ) => Promise<APIGatewayProxyStructuredResultV2 | undefined> | APIGatewayProxyStructuredResultV2 | undefined;
+  /** The authorizer of every route but `publicRoutes`; none: every request reaches the function as is. */
+  authorizer?: Authorizer;
+  publicRoutes?: readonly string[];
   log?: (entry: Record<string, unknown>) => void;
 }
 
@@ -173,7 +193,7 @@ export function createApiGateway(options: ApiGatewayOptions): Server {
     }
     const method = request.method ?? 'GET';
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const local = options.localRoutes?.(method, path);
+    const local = await options.localRoutes?.(method, path, body);
     if (local) {
       writeResult(response, local);
       return;
@@ -190,7 +210,17 @@ export function createApiGateway(options: ApiGatewayOptions): Server {
       writeResult(response, errorResponse('NOT_FOUND', `No route for ${method} ${path}`));
       return;
     }
-    const event = toEvent(request, body, match, request.socket.remoteAddress ?? '127.0.0.1');
+    // As in AWS, the matched route decides whether an authorizer runs; a refusal never reaches the function.
+    let authorizer: AuthorizerContext | undefined;
+    if (options.authorizer && !options.publicRoutes?.includes(match.routeKey)) {
+      const outcome = await options.authorizer.authorize(request, body);
+      if (!outcome.ok) {
+        writeResult(response, outcome.result);
+        return;
+      }
+      authorizer = outcome.authorizer;
+    }
+    const event = toEvent(request, body, match, request.socket.remoteAddress ?? '127.0.0.1', authorizer);
     const outcome = await options.host.invoke(options.functionName, event);
     if (!outcome.ok) {
       // A throwing handler is a bug: answer in the contract's shape, keep the cause in the log.
