@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type LocalAuthOptions, localAuthFromEnv } from './runtime/authorizers.js';
 import { startLocalStack } from './stack.js';
 
 /** `npm start`: the whole system on this machine. `-- --fresh` starts from empty state. */
@@ -21,6 +22,14 @@ if (profile !== 'embedded' && profile !== 'aws-local') {
 const stateDir = join(values['state-dir'] as string, profile);
 if (values.fresh) rmSync(stateDir, { recursive: true, force: true });
 
+let auth: LocalAuthOptions;
+try {
+  auth = localAuthFromEnv(process.env);
+} catch (error) {
+  console.error(`jobs: bad LOCAL_AUTH / LOCAL_IAM_USERS / LOCAL_JWT_AUDIENCE: ${(error as Error).message}`);
+  process.exit(2);
+}
+
 const port = Number(process.env.PORT ?? 3000);
 const started = Date.now();
 // The local queues (embedded SQS, moto) keep no messages across a restart: sweep once at start,
@@ -29,6 +38,7 @@ const stack = await startLocalStack({
   port,
   stateDir,
   profile,
+  auth,
   handlerEnv: { SWEEP_GRACE_SECONDS: '0', PURGE_EXPIRED: 'true' },
 }).catch((error: Error) => {
   console.error(`jobs: ${error.message}`);
@@ -40,6 +50,7 @@ const lines = [
   `jobs: local stack up in ${Date.now() - started} ms (${info.mode} cloud, stage '${info.stage}')`,
   `  API          ${info.api}   (try: curl ${info.api}/v1/health)`,
   `  local info   ${info.api}/local/info`,
+  `  auth         ${describeAuth(info)}`,
   `  DynamoDB     ${info.endpoints.dynamodb}   tables: ${Object.values(info.tables).join(', ')}`,
   `  SQS          ${info.endpoints.sqs}   queues: ${Object.values(info.queues)
     .map((q) => q.name)
@@ -54,6 +65,16 @@ const lines = [
   'Ctrl-C stops everything.',
 ];
 console.log(lines.join('\n'));
+
+function describeAuth({ auth, api }: typeof info): string {
+  if (auth.mode === 'iam') {
+    return `iam: SigV4 for execute-api in ${auth.region} (users: ${auth.users?.join(', ')}; curl --aws-sigv4 "aws:amz:${auth.region}:execute-api" --user KEY:SECRET)`;
+  }
+  if (auth.mode === 'jwt') {
+    return `jwt: Bearer tokens of ${auth.issuer}, audience ${auth.audience} (get one: curl -X POST ${api}/local/token -d '{"sub":"me"}')`;
+  }
+  return `none: every request acts as '${auth.defaultOwner}', or as the name in header ${auth.ownerHeader}`;
+}
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

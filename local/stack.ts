@@ -25,8 +25,17 @@ import {
 } from './cloud.js';
 import { close, listen } from './net.js';
 import { createApiGateway } from './runtime/api-gateway.js';
+import {
+  createJwtAuthority,
+  iamAuthorizer,
+  jwtAuthorizer,
+  type LocalAuthMode,
+  type LocalAuthOptions,
+  noneAuthorizer,
+} from './runtime/authorizers.js';
 import { FunctionHost, type LambdaHandler, type LocalFunction } from './runtime/functions.js';
 import { createLambdaEndpoint } from './runtime/lambda-endpoint.js';
+import { DEFAULT_LOCAL_PRINCIPAL } from './runtime/principals.js';
 import { RateSchedule } from './runtime/schedules.js';
 import { type Chaos, SqsEventSource } from './runtime/sqs-event-source.js';
 
@@ -56,6 +65,11 @@ export interface LocalStackOptions {
   chaos?: Chaos;
   /** Extra environment for the handlers (e.g. LEASE_MARGIN_SECONDS in fault tests). */
   handlerEnv?: Record<string, string>;
+  /**
+   * How the local API Gateway authenticates (default `none`: header `X-Local-Owner` names the
+   * caller); `iam` checks SigV4 like an IAM authorizer, `jwt` checks tokens of a local issuer.
+   */
+  auth?: LocalAuthMode | LocalAuthOptions;
   /** Start the declared event sources and schedules (tests may prefer to step them). */
   startPollers?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -75,6 +89,22 @@ export interface LocalInfo {
   queues: ProvisionedResources['queues'];
   buckets: ProvisionedResources['buckets'];
   functions: string[];
+  /** How the API authenticates: what a client (or test) needs to call it. Never any secret. */
+  auth: {
+    mode: LocalAuthMode;
+    /** `none`: the header naming the caller, and who a request without it acts as. */
+    ownerHeader?: string;
+    defaultOwner?: string;
+    /** `iam`: the names of the known users, and the signing scope. */
+    users?: string[];
+    region?: string;
+    service?: string;
+    /** `jwt`: what tokens must carry, where the keys and fresh tokens are. */
+    issuer?: string;
+    audience?: string;
+    jwks?: string;
+    token?: string;
+  };
 }
 
 export interface LocalStack {
@@ -82,6 +112,8 @@ export interface LocalStack {
   host: FunctionHost;
   eventSources: SqsEventSource[];
   schedules: RateSchedule[];
+  /** `jwt` mode: a token from the local issuer (`iss`, `aud`, `iat`, `exp` unless `claims` sets them). */
+  issueToken(claims?: Record<string, unknown>, options?: { expiresIn?: number }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -200,6 +232,28 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await Promise.all([...eventSources.map((s) => s.stop()), ...schedules.map((s) => s.stop())]);
     });
 
+    const auth: LocalAuthOptions =
+      typeof options.auth === 'string' ? { mode: options.auth } : (options.auth ?? { mode: 'none' });
+    // In jwt mode the issuer is the API's own URL, known once it listens.
+    const authority =
+      auth.mode === 'jwt' ? await createJwtAuthority({ issuer: () => info.api, audience: auth.audience }) : undefined;
+    const authorizer =
+      auth.mode === 'iam'
+        ? iamAuthorizer({
+            users: auth.users ?? [
+              {
+                name: DEFAULT_LOCAL_PRINCIPAL,
+                // Field by field: the SDK tags credential objects it has used with fields of its own.
+                accessKeyId: LOCAL_CREDENTIALS.accessKeyId,
+                secretAccessKey: LOCAL_CREDENTIALS.secretAccessKey,
+              },
+            ],
+            region: LOCAL_REGION,
+          })
+        : authority
+          ? jwtAuthorizer(authority)
+          : noneAuthorizer();
+
     const info: LocalInfo = {
       mode: cloud.mode,
       processes: cloud.processes,
@@ -209,17 +263,39 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       endpoints: { ...cloud.endpoints, lambda: `http://127.0.0.1:${lambdaPort}` },
       ...provisioned,
       functions: host.names(),
+      auth: { mode: auth.mode },
     };
     const api = createApiGateway({
       host,
       functionName: functionName(stage, resources.api.function),
       routes: resources.api.routes,
-      localRoutes: (method, path) => (method === 'GET' && path === '/local/info' ? json(200, info) : undefined),
+      authorizer,
+      publicRoutes: resources.api.publicRoutes,
+      localRoutes: (method, path, body) => {
+        if (method === 'GET' && path === '/local/info') return json(200, info);
+        if (authority && method === 'GET' && path === '/local/jwks.json') return json(200, authority.jwks);
+        if (authority && method === 'POST' && path === '/local/token') return authority.tokenEndpoint(body);
+        return undefined;
+      },
       log,
     });
     const apiPort = await listen(api, options.port ?? 0);
     stopping.unshift(() => close(api));
     info.api = `http://127.0.0.1:${apiPort}`;
+    if (auth.mode === 'none') {
+      info.auth = { mode: 'none', ownerHeader: 'X-Local-Owner', defaultOwner: DEFAULT_LOCAL_PRINCIPAL };
+    } else if (auth.mode === 'iam') {
+      const users = auth.users?.map((user) => user.name) ?? [DEFAULT_LOCAL_PRINCIPAL];
+      info.auth = { mode: 'iam', users, region: LOCAL_REGION, service: 'execute-api' };
+    } else if (authority) {
+      info.auth = {
+        mode: 'jwt',
+        issuer: authority.issuer(),
+        audience: authority.audience,
+        jwks: `${info.api}/local/jwks.json`,
+        token: `${info.api}/local/token`,
+      };
+    }
     // Cooperative demo processors (demo.sleep) watch their job through the public API.
     stopping.push(setEnv({ JOBS_API_URL: info.api }));
 
@@ -229,6 +305,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       host,
       eventSources,
       schedules,
+      issueToken: (claims, tokenOptions) => {
+        if (!authority) return Promise.reject(new Error(`issueToken needs auth mode 'jwt', not '${auth.mode}'`));
+        return authority.issue(claims, tokenOptions);
+      },
       stop: () => {
         stopped ??= runAll(stopping);
         return stopped;

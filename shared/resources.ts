@@ -167,12 +167,15 @@ export type BucketKey = keyof typeof buckets;
 
 /**
  * HTTP API routes in API Gateway's route-key syntax. `$default` catches everything else so unknown
- * paths get the contract's JSON 404 instead of API Gateway's plain one.
+ * paths get the contract's JSON 404 (or 405) instead of API Gateway's plain one.
  */
 const api = {
   function: 'api' as FunctionKey,
   routes: [
     'GET /v1/health',
+    // HTTP APIs do not answer HEAD from a GET route: without its own route a HEAD would reach
+    // `$default`, whose authorizer would refuse the credential-less uptime checks health is for.
+    'HEAD /v1/health',
     'POST /v1/jobs',
     'GET /v1/jobs',
     'GET /v1/tasks',
@@ -184,6 +187,8 @@ const api = {
     'POST /v1/jobs/{id}/release',
     '$default',
   ],
+  /** Routes without an authorizer, in AWS and on the local gateway: health reveals nothing. */
+  publicRoutes: ['GET /v1/health', 'HEAD /v1/health'],
 };
 
 const eventSources: EventSourceDeclaration[] = [

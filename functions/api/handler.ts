@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { wiring } from '../../shared/aws/wiring.js';
 import { ROW_STATUSES } from '../../shared/core/batch.js';
 import { idempotencyKeyOf } from '../../shared/core/engine.js';
-import { NotFoundError, ValidationError } from '../../shared/core/errors.js';
+import { MethodNotAllowedError, NotFoundError, ValidationError } from '../../shared/core/errors.js';
 import { batchJobEvents, taskJobEvents } from '../../shared/core/events.js';
 import { isTerminal } from '../../shared/core/model.js';
 import type { Caller } from '../../shared/core/owners.js';
@@ -17,7 +17,9 @@ import { shownTo, toJobSummary, toJobView, toTaskSummary } from '../../shared/co
 import { callerOf, callerPolicyFromEnv } from '../../shared/http/callers.js';
 import { type ApiEvent, DEFAULT_MAX_BODY_BYTES, httpErrors, jsonBody } from '../../shared/http/middleware.js';
 import { json } from '../../shared/http/responses.js';
+import { allowedMethods } from '../../shared/http/routes.js';
 import { engineLog } from '../../shared/lambda/handlers.js';
+import { resources } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-api' });
 
@@ -106,6 +108,7 @@ function headerKey(event: ApiEvent): string | undefined {
 /** Route keys exactly as declared in shared/resources.ts (`api.routes`). */
 const routes: Record<string, Route> = {
   'GET /v1/health': async () => json(200, { status: 'ok' }),
+  'HEAD /v1/health': async () => ({ statusCode: 200, headers: { 'content-type': 'application/json; charset=utf-8' } }),
 
   'POST /v1/jobs': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
@@ -199,16 +202,24 @@ const routes: Record<string, Route> = {
   },
 };
 
+/** No route of ours: 405 on a declared path (AWS sends a wrong method to `$default` too), else 404. */
+function refuseUnrouted(event: ApiEvent): never {
+  const { method } = event.requestContext.http;
+  const allow = allowedMethods(resources.api.routes, event.rawPath);
+  if (allow.length) throw new MethodNotAllowedError(method, event.rawPath, allow);
+  throw new NotFoundError(`No route for ${method} ${event.rawPath}`);
+}
+
 async function route(event: ApiEvent): Promise<APIGatewayProxyStructuredResultV2> {
   const handle = routes[event.routeKey];
-  if (!handle) {
-    throw new NotFoundError(`No route for ${event.requestContext.http.method} ${event.rawPath}`);
-  }
+  if (!handle) refuseUnrouted(event);
   return handle(event);
 }
 
 export const handler = middy<ApiEvent, APIGatewayProxyStructuredResultV2>()
   .use(injectLambdaContext(logger))
   .use(httpErrors(logger))
+  // Before the body is looked at: a wrong path or method is a 404 or 405 whatever it carries.
+  .use({ before: ({ event }) => void (routes[event.routeKey] ?? refuseUnrouted(event)) })
   .use(jsonBody({ maxBytes: Number(process.env.MAX_BODY_BYTES ?? DEFAULT_MAX_BODY_BYTES) }))
   .handler(route);

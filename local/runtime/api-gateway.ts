@@ -1,40 +1,20 @@
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type {
+  APIGatewayEventRequestContextV2,
+  APIGatewayProxyEventV2WithRequestContext,
+  APIGatewayProxyStructuredResultV2,
+} from 'aws-lambda';
 import { currentMeter } from '../../shared/aws/meter.js';
+import { JobsError, ValidationError } from '../../shared/core/errors.js';
 import { errorResponse } from '../../shared/http/responses.js';
+import { type CompiledRoute, compileRoute } from '../../shared/http/routes.js';
+import type { Authorizer, AuthorizerContext } from './authorizers.js';
 import type { FunctionHost } from './functions.js';
-import { DEFAULT_LOCAL_PRINCIPAL, localPrincipal } from './principals.js';
 
 /** API Gateway refuses bodies over 10 MB before any function runs. */
 export const API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
-
-interface CompiledRoute {
-  routeKey: string;
-  method: string;
-  pattern: RegExp;
-  params: string[];
-  /** API Gateway prefers the route with more literal segments (`/v1/jobs/search` over `/v1/jobs/{id}`). */
-  literals: number;
-}
-
-/** `GET /v1/jobs/{id}` → a matcher; `{name+}` is greedy like API Gateway's proxy parameter. */
-export function compileRoute(routeKey: string): CompiledRoute {
-  const [method = '', path = ''] = routeKey.split(' ');
-  const params: string[] = [];
-  const source = path
-    .split('/')
-    .map((segment) => {
-      const match = /^\{([A-Za-z0-9_]+)(\+)?\}$/.exec(segment);
-      if (!match) return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      params.push(match[1] as string);
-      return match[2] ? '(.+)' : '([^/]+)';
-    })
-    .join('/');
-  const literals = path.split('/').length - params.length;
-  return { routeKey, method, pattern: new RegExp(`^${source}$`), params, literals };
-}
 
 export interface RouteMatch {
   routeKey: string;
@@ -53,6 +33,7 @@ export class Router {
       .sort((a, b) => b.literals - a.literals);
   }
 
+  /** Throws a ValidationError when a path parameter is not valid percent-encoding. */
   match(method: string, path: string): RouteMatch | undefined {
     for (const route of this.routes) {
       if (route.method !== method && route.method !== 'ANY') continue;
@@ -60,9 +41,16 @@ export class Router {
       if (!found) continue;
       if (route.params.length === 0) return { routeKey: route.routeKey };
       const pathParameters: Record<string, string> = {};
-      route.params.forEach((name, i) => {
-        pathParameters[name] = decodeURIComponent(found[i + 1] as string);
-      });
+      for (const [i, name] of route.params.entries()) {
+        const raw = found[i + 1] as string;
+        try {
+          pathParameters[name] = decodeURIComponent(raw);
+        } catch {
+          throw new ValidationError(`Path segment '${raw.slice(0, 128)}' is not valid percent-encoding`, [
+            { path: name, message: 'malformed percent-escape' },
+          ]);
+        }
+      }
       return { routeKey: route.routeKey, pathParameters };
     }
     return this.hasDefault ? { routeKey: '$default' } : undefined;
@@ -71,13 +59,19 @@ export class Router {
 
 const TEXT_TYPES = /^(text\/|application\/(json|xml|x-www-form-urlencoded|javascript)|[^;]*\+json|[^;]*\+xml)/i;
 
+/** The event of an HTTP API route: with `authorizer` when the route has one, as in AWS. */
+export type LocalApiEvent = APIGatewayProxyEventV2WithRequestContext<
+  APIGatewayEventRequestContextV2 & { authorizer?: AuthorizerContext }
+>;
+
 /** Builds the payload-format 2.0 event exactly as API Gateway sends it to a Lambda integration. */
 export function toEvent(
   request: IncomingMessage,
   body: Buffer,
   match: RouteMatch,
   sourceIp: string,
-): APIGatewayProxyEventV2 {
+  authorizer?: AuthorizerContext,
+): LocalApiEvent {
   const url = new URL(request.url ?? '/', 'http://localhost');
   const headers: Record<string, string> = {};
   const cookies: string[] = [];
@@ -99,9 +93,7 @@ export function toEvent(
   // Bytes that are not valid UTF-8 cannot travel in a JSON string unchanged: send them base64 so
   // the function sees exactly what the client sent and can refuse it.
   const isText = body.length === 0 || (TEXT_TYPES.test(contentType) && isUtf8(body));
-  // Until a local authorizer is configured: every request is the local principal it names.
-  const principal = localPrincipal(headers['x-local-owner'] || DEFAULT_LOCAL_PRINCIPAL);
-  const event: APIGatewayProxyEventV2 = {
+  const event: LocalApiEvent = {
     version: '2.0',
     routeKey: match.routeKey,
     rawPath: url.pathname,
@@ -110,19 +102,8 @@ export function toEvent(
     requestContext: {
       accountId: '000000000000',
       apiId: 'local',
-      ...({
-        authorizer: {
-          iam: {
-            accessKey: 'LOCAL',
-            accountId: principal.accountId,
-            callerId: principal.userId,
-            cognitoIdentity: null,
-            principalOrgId: null,
-            userArn: principal.userArn,
-            userId: principal.userId,
-          },
-        },
-      } as object),
+      // Only routes with an authorizer carry its context, as in AWS.
+      ...(authorizer ? { authorizer } : {}),
       domainName: headers.host ?? 'localhost',
       domainPrefix: (headers.host ?? 'localhost').split('.')[0] as string,
       http: {
@@ -173,8 +154,15 @@ export interface ApiGatewayOptions {
   host: FunctionHost;
   functionName: string;
   routes: string[];
-  /** Routes the runtime answers itself (e.g. `/local/info`); return undefined to pass on. */
-  localRoutes?: (method: string, path: string) => APIGatewayProxyStructuredResultV2 | undefined;
+  /** Routes the runtime answers itself, open in every mode (e.g. `/local/info`); undefined passes on. */
+  localRoutes?: (
+    method: string,
+    path: string,
+    body: Buffer,
+  ) => Promise<APIGatewayProxyStructuredResultV2 | undefined> | APIGatewayProxyStructuredResultV2 | undefined;
+  /** The authorizer of every route but `publicRoutes`; none: every request reaches the function as is. */
+  authorizer?: Authorizer;
+  publicRoutes?: readonly string[];
   log?: (entry: Record<string, unknown>) => void;
 }
 
@@ -205,17 +193,34 @@ export function createApiGateway(options: ApiGatewayOptions): Server {
     }
     const method = request.method ?? 'GET';
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const local = options.localRoutes?.(method, path);
+    const local = await options.localRoutes?.(method, path, body);
     if (local) {
       writeResult(response, local);
       return;
     }
-    const match = router.match(method, path);
+    let match: RouteMatch | undefined;
+    try {
+      match = router.match(method, path);
+    } catch (error) {
+      if (!(error instanceof JobsError)) throw error;
+      writeResult(response, errorResponse(error.code, error.message, error.details));
+      return;
+    }
     if (!match) {
       writeResult(response, errorResponse('NOT_FOUND', `No route for ${method} ${path}`));
       return;
     }
-    const event = toEvent(request, body, match, request.socket.remoteAddress ?? '127.0.0.1');
+    // As in AWS, the matched route decides whether an authorizer runs; a refusal never reaches the function.
+    let authorizer: AuthorizerContext | undefined;
+    if (options.authorizer && !options.publicRoutes?.includes(match.routeKey)) {
+      const outcome = await options.authorizer.authorize(request, body);
+      if (!outcome.ok) {
+        writeResult(response, outcome.result);
+        return;
+      }
+      authorizer = outcome.authorizer;
+    }
+    const event = toEvent(request, body, match, request.socket.remoteAddress ?? '127.0.0.1', authorizer);
     const outcome = await options.host.invoke(options.functionName, event);
     if (!outcome.ok) {
       // A throwing handler is a bug: answer in the contract's shape, keep the cause in the log.

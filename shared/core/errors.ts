@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'VALIDATION_FAILED'
   | 'UNKNOWN_PROCESSOR'
   | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
   | 'IDEMPOTENCY_MISMATCH'
   | 'INVALID_STATE'
   | 'PAYLOAD_TOO_LARGE'
@@ -41,6 +42,18 @@ export class UnknownProcessorError extends JobsError {
 
 export class NotFoundError extends JobsError {
   readonly code = 'NOT_FOUND';
+}
+
+/** A known path asked with a method none of its routes takes; `allow` lists the ones they do. */
+export class MethodNotAllowedError extends JobsError {
+  readonly code = 'METHOD_NOT_ALLOWED';
+  constructor(
+    method: string,
+    path: string,
+    readonly allow: string[],
+  ) {
+    super(`${method} is not allowed on ${path} (allowed: ${allow.join(', ')})`);
+  }
 }
 
 export class IdempotencyMismatchError extends JobsError {

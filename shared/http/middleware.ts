@@ -1,7 +1,13 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { JobsError, PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../core/errors.js';
+import {
+  JobsError,
+  MethodNotAllowedError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from '../core/errors.js';
 import { errorResponse } from './responses.js';
 
 /** The API event once its body has been checked: `json` is the parsed body (undefined when empty). */
@@ -55,7 +61,9 @@ export function httpErrors(logger: Logger): Middleware {
     onError: (request) => {
       const { error } = request;
       if (error instanceof JobsError) {
-        request.response = errorResponse(error.code, error.message, error.details);
+        // RFC 9110: a 405 must say which methods the path takes.
+        const headers = error instanceof MethodNotAllowedError ? { allow: error.allow.join(', ') } : undefined;
+        request.response = errorResponse(error.code, error.message, error.details, headers);
         return;
       }
       logger.error('Unhandled error', error as Error);

@@ -6,6 +6,7 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   VALIDATION_FAILED: 400,
   UNKNOWN_PROCESSOR: 400,
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
   IDEMPOTENCY_MISMATCH: 409,
   INVALID_STATE: 409,
   PAYLOAD_TOO_LARGE: 413,
@@ -31,6 +32,7 @@ export function errorResponse(
   code: ErrorCode,
   message: string,
   details?: ErrorDetail[],
+  headers: Record<string, string> = {},
 ): APIGatewayProxyStructuredResultV2 {
-  return json(STATUS_OF[code], { error: { code, message, ...(details?.length ? { details } : {}) } });
+  return json(STATUS_OF[code], { error: { code, message, ...(details?.length ? { details } : {}) } }, headers);
 }

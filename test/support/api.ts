@@ -1,5 +1,9 @@
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { Sha256 } from '@smithy/core/checksum';
+import { HttpRequest } from '@smithy/core/protocols';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { LOCAL_REGION } from '../../local/cloud.js';
 import type { LocalStack } from '../../local/stack.js';
 import { createClients } from '../../shared/aws/clients.js';
 import type { JobView } from '../../shared/core/view.js';
@@ -25,6 +29,34 @@ export type Credentials = (request: {
 export const localOwner =
   (name: string): Credentials =>
   () => ({ 'x-local-owner': name });
+
+/** Signs every request with SigV4 as the given IAM credentials, exactly as an AWS SDK would. */
+export const sigv4 =
+  (credentials: { accessKeyId: string; secretAccessKey: string }, region = LOCAL_REGION): Credentials =>
+  async ({ method, url, headers, body }) => {
+    const query: Record<string, string[]> = {};
+    for (const [name, value] of url.searchParams) query[name] = [...(query[name] ?? []), value];
+    const signer = new SignatureV4({ credentials, region, service: 'execute-api', sha256: Sha256 });
+    const signed = await signer.sign(
+      new HttpRequest({
+        method,
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: Number(url.port),
+        path: url.pathname,
+        query,
+        headers: { host: url.host, ...headers },
+        ...(body !== undefined ? { body } : {}),
+      }),
+    );
+    const { host: _host, ...signedHeaders } = signed.headers;
+    return signedHeaders;
+  };
+
+/** Sends a bearer token (JWT mode). */
+export const bearer =
+  (token: string): Credentials =>
+  () => ({ authorization: `Bearer ${token}` });
 
 /** A small client of the public HTTP API, as another service would use it. */
 export function apiClient(stack: LocalStack, credentials?: Credentials) {

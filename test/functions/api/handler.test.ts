@@ -52,8 +52,10 @@ describe('API function over the local API Gateway', () => {
   });
 
   it('accepts application/json with a charset', async () => {
-    const response = await post('/v1/nothing-here', '{}', 'application/json; charset=utf-8');
-    expect(response.status).toBe(404);
+    // Past the media-type check to the submission's own validation.
+    const response = await post('/v1/jobs', '{}', 'application/json; charset=utf-8');
+    expect(response.status).toBe(400);
+    expect((await response.json()).error.code).toBe('VALIDATION_FAILED');
   });
 
   it('serves /local/info with endpoints, queues and buckets', async () => {

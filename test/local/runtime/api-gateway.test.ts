@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiGateway, Router } from '../../../local/runtime/api-gateway.js';
 import { FunctionHost } from '../../../local/runtime/functions.js';
+import { ValidationError } from '../../../shared/core/errors.js';
 
 let server: Server;
 let base: string;
@@ -118,6 +119,16 @@ describe('local API Gateway (HTTP API, payload 2.0)', () => {
     expect(logged.at(-1)).toMatchObject({ errorType: 'Sandbox.Timedout' });
   });
 
+  it('refuses a malformed percent-escape in a path parameter with 400 before invoking anything', async () => {
+    const before = seen.length;
+    for (const path of ['/items/%', '/items/%E0%A4%A', '/files/a/%zz']) {
+      const response = await fetch(`${base}${path}`, { method: path.startsWith('/files') ? 'POST' : 'GET' });
+      expect(response.status, path).toBe(400);
+      expect((await response.json()).error.code, path).toBe('VALIDATION_FAILED');
+    }
+    expect(seen.length).toBe(before);
+  });
+
   it('refuses bodies over API Gateway’s 10 MB with 413 before invoking anything', async () => {
     const before = seen.length;
     const response = await fetch(`${base}/files/big`, {
@@ -135,5 +146,11 @@ describe('Router', () => {
   it('answers no match without a $default route', () => {
     expect(new Router(['GET /a']).match('GET', '/b')).toBeUndefined();
     expect(new Router(['GET /a']).match('POST', '/a')).toBeUndefined();
+  });
+
+  it('decodes path parameters, and throws a ValidationError on a broken escape', () => {
+    const router = new Router(['GET /a/{id}']);
+    expect(router.match('GET', '/a/x%2Fy')?.pathParameters).toEqual({ id: 'x/y' });
+    expect(() => router.match('GET', '/a/%')).toThrow(ValidationError);
   });
 });
