@@ -33,8 +33,14 @@ export function demoProcessors(stage: string): {
       'demo.crash': { target: lambda('crash'), timeoutSeconds: 10, maxAttempts: 2, backoff: oneSecond },
       'demo.flaky': { target: lambda('flaky'), timeoutSeconds: 10, maxAttempts: 5, backoff: oneSecond },
       'demo.sleep': { target: lambda('sleep'), timeoutSeconds: 61, maxAttempts: 2, backoff: oneSecond },
-      'demo.rows': { target: lambda('rows'), timeoutSeconds: 10, maxAttempts: 3, backoff: oneSecond },
-      'examples.ledger': { target: lambda('ledger'), timeoutSeconds: 30, maxAttempts: 3, backoff: oneSecond },
+      'demo.rows': { kind: 'chunks', target: lambda('rows'), timeoutSeconds: 10, maxAttempts: 3, backoff: oneSecond },
+      'examples.ledger': {
+        kind: 'chunks',
+        target: lambda('ledger'),
+        timeoutSeconds: 30,
+        maxAttempts: 3,
+        backoff: oneSecond,
+      },
     },
   };
 }
