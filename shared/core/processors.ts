@@ -99,7 +99,19 @@ export class ProcessorRegistry {
    */
   static fromJson(json: string, limits: { workerTimeoutSeconds: number; maxReceiveCount: number }): ProcessorRegistry {
     const { workerTimeoutSeconds, maxReceiveCount } = limits;
-    const parsed = z.record(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/), processorSchema).parse(JSON.parse(json));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(json);
+    } catch (error) {
+      throw new Error(`Processor configuration is not JSON: ${(error as Error).message}`);
+    }
+    const result = z.record(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/), processorSchema).safeParse(raw);
+    if (!result.success) {
+      // One line naming each bad field: this reaches a person reading a failed start or synth.
+      const issues = result.error.issues.map((issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`);
+      throw new Error(`Processor configuration: ${issues.join('; ')}`);
+    }
+    const parsed = result.data;
     const processors = Object.entries(parsed).map(([name, config]) => {
       if (config.timeoutSeconds + PROCESSOR_TIMEOUT_MARGIN_SECONDS > workerTimeoutSeconds) {
         throw new Error(
