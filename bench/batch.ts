@@ -94,7 +94,12 @@ export async function batchBench(
     profile,
     extraFunctions: [{ name: NOOP, handler: noop, timeoutSeconds: 30, memoryMb: 128 }],
     processors: {
-      'bench.noop': { target: { type: 'lambda', functionName: NOOP }, timeoutSeconds: 30, maxAttempts: 3 },
+      'bench.noop': {
+        kind: 'chunks',
+        target: { type: 'lambda', functionName: NOOP },
+        timeoutSeconds: 30,
+        maxAttempts: 3,
+      },
     },
   });
   const meter = new Meter();

@@ -27,6 +27,7 @@ import {
   Validations,
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { DEMO_MEMORY_MB, demoFunction, demoProcessors, demoRegistry } from '../examples/processors/catalog.js';
 import { ProcessorRegistry, type ProcessorTarget } from '../shared/core/processors.js';
 import {
   type BucketKey,
@@ -48,15 +49,6 @@ export interface JobsStackProps extends StackProps {
   envName: string;
   config: EnvironmentConfig;
 }
-
-/** The demo processors of API.md, deployable for smoke tests (examples/processors/demo.ts). */
-const DEMO = {
-  'demo.echo': { handler: 'echo', timeoutSeconds: 10, maxAttempts: 3 },
-  'demo.fail': { handler: 'fail', timeoutSeconds: 10, maxAttempts: 3 },
-  'demo.crash': { handler: 'crash', timeoutSeconds: 10, maxAttempts: 2 },
-  'demo.flaky': { handler: 'flaky', timeoutSeconds: 10, maxAttempts: 5 },
-  'demo.sleep': { handler: 'sleep', timeoutSeconds: 61, maxAttempts: 2 },
-} as const;
 
 /**
  * One environment of the job manager: everything in shared/resources.ts (tables, queues, bucket,
@@ -162,26 +154,25 @@ export class JobsStack extends Stack {
 
     // --- Processors -------------------------------------------------------------------------------
     const processors: Record<string, unknown> = { ...config.processors };
-    const demoFunctions: lambda.IFunction[] = [];
     if (config.demoProcessors) {
-      for (const [processor, demo] of Object.entries(DEMO)) {
-        const fn = this.nodeFunction(`Demo-${demo.handler}`, {
-          functionName: name(`demo-${demo.handler}`),
-          entry: join(ROOT, 'examples/processors/demo.ts'),
-          handler: demo.handler,
-          timeoutSeconds: demo.timeoutSeconds,
-          memoryMb: 256,
-          config,
-          environment: {},
-        });
-        demoFunctions.push(fn);
-        processors[processor] = {
-          target: { type: 'lambda', functionName: fn.functionName },
-          timeoutSeconds: demo.timeoutSeconds,
-          maxAttempts: demo.maxAttempts,
-          backoff: { type: 'fixed', delaySeconds: 1 },
-        };
-      }
+      const functions = new Map(
+        demoProcessors.map((demo) => [
+          demo.name,
+          this.nodeFunction(`Demo-${demo.export}`, {
+            functionName: name(demoFunction(demo)),
+            entry: join(ROOT, demo.module),
+            handler: demo.export,
+            timeoutSeconds: demo.timeoutSeconds,
+            memoryMb: DEMO_MEMORY_MB,
+            config,
+            environment: {},
+          }),
+        ]),
+      );
+      Object.assign(
+        processors,
+        demoRegistry((demo) => functions.get(demo.name)?.functionName as string),
+      );
     }
     // The same validation the worker runs at cold start, now at synth time.
     const registry = ProcessorRegistry.fromJson(JSON.stringify(processors), {

@@ -1,6 +1,8 @@
 import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { demoProcessors } from '../examples/processors/catalog.js';
+import { localProcessors } from './processors.js';
 import { type LocalAuthOptions, localAuthFromEnv } from './runtime/authorizers.js';
 import { startLocalStack } from './stack.js';
 
@@ -34,17 +36,21 @@ const port = Number(process.env.PORT ?? 3000);
 const started = Date.now();
 // The local queues (embedded SQS, moto) keep no messages across a restart: sweep once at start,
 // with no grace, so the jobs that were waiting go on.
+const failed = (error: Error): never => {
+  console.error(`jobs: ${error.message}`);
+  process.exit(1);
+};
+const processors = await localProcessors(process.env).catch(failed);
 const stack = await startLocalStack({
   port,
   stateDir,
   profile,
   auth,
+  ...processors,
   handlerEnv: { SWEEP_GRACE_SECONDS: '0', PURGE_EXPIRED: 'true' },
-}).catch((error: Error) => {
-  console.error(`jobs: ${error.message}`);
-  process.exit(1);
-});
+}).catch(failed);
 const { info } = stack;
+const demos = processors.demo ? demoProcessors.map((d) => d.name) : [];
 
 const lines = [
   `jobs: local stack up in ${Date.now() - started} ms (${info.mode} cloud, stage '${info.stage}')`,
@@ -57,6 +63,9 @@ const lines = [
     .join(', ')}`,
   `  S3           ${info.endpoints.s3}   buckets: ${Object.values(info.buckets).join(', ')}`,
   `  Lambda       ${info.endpoints.lambda}   functions: ${info.functions.join(', ')}`,
+  `  processors   ${[...new Set([...demos, ...Object.keys(processors.processors ?? {})])].join(', ') || 'none'}${
+    processors.demo ? '' : ' (DEMO_PROCESSORS=off)'
+  }`,
   `  state        ${
     info.mode === 'external'
       ? 'kept by the external emulator'

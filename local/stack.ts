@@ -1,6 +1,6 @@
-import { demoProcessors } from '../examples/processors/local.js';
+import { DEMO_MEMORY_MB, demoFunction, demoProcessors, demoRegistry } from '../examples/processors/catalog.js';
 import { createClients } from '../shared/aws/clients.js';
-import type { ProcessorConfig } from '../shared/core/processors.js';
+import { type ProcessorConfig, ProcessorRegistry } from '../shared/core/processors.js';
 import { json } from '../shared/http/responses.js';
 import {
   type BucketKey,
@@ -33,7 +33,7 @@ import {
   type LocalAuthOptions,
   noneAuthorizer,
 } from './runtime/authorizers.js';
-import { FunctionHost, type LambdaHandler, type LocalFunction } from './runtime/functions.js';
+import { FunctionHost, type LocalFunction, moduleFunction } from './runtime/functions.js';
 import { createLambdaEndpoint } from './runtime/lambda-endpoint.js';
 import { DEFAULT_LOCAL_PRINCIPAL } from './runtime/principals.js';
 import { RateSchedule } from './runtime/schedules.js';
@@ -117,19 +117,7 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-let sandboxes = 0;
-
-/**
- * A fresh instance of a handler module, as a new Lambda sandbox would have: the query string makes
- * the module loader evaluate the entry module again (its imports stay shared).
- */
-async function loadHandler(entry: string): Promise<LambdaHandler> {
-  const url = new URL(`../${entry}`, import.meta.url);
-  url.searchParams.set('sandbox', String(++sandboxes));
-  const module = (await import(url.href)) as { handler?: LambdaHandler };
-  if (typeof module.handler !== 'function') throw new Error(`${entry} exports no handler`);
-  return module.handler;
-}
+const ROOT = new URL('../', import.meta.url);
 
 /**
  * Boots the whole system on this machine: the cloud (embedded, or external when AWS_ENDPOINT_URL
@@ -141,6 +129,24 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const env = options.env ?? process.env;
   const stage = options.stage ?? 'local';
   const log = options.log ?? ((entry) => console.error(JSON.stringify(entry)));
+  const demo = options.demo ?? true;
+  const processors = JSON.stringify({
+    ...(demo ? demoRegistry((d) => functionName(stage, demoFunction(d))) : {}),
+    ...options.processors,
+  });
+  // Before anything starts: a registry the worker would refuse at its cold start, or one naming a
+  // function nothing here runs, fails the start in one line instead of every job later.
+  checkRegistry(
+    ProcessorRegistry.fromJson(processors, {
+      workerTimeoutSeconds: resources.functions.worker.timeoutSeconds,
+      maxReceiveCount: resources.queues.work.deadLetter.maxReceiveCount,
+    }),
+    [
+      ...Object.keys(resources.functions).map((key) => functionName(stage, key)),
+      ...(demo ? demoProcessors.map((d) => functionName(stage, demoFunction(d))) : []),
+      ...(options.extraFunctions ?? []).map((fn) => fn.name),
+    ],
+  );
   const cloud =
     externalCloud(env) ??
     (options.profile === 'aws-local'
@@ -164,8 +170,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       AWS_ENDPOINT_URL_LAMBDA: `http://127.0.0.1:${lambdaPort}`,
       STAGE: stage,
     };
-    const demo = (options.demo ?? true) ? demoProcessors(stage) : { functions: [], processors: {} };
-    vars.PROCESSORS = JSON.stringify({ ...demo.processors, ...options.processors });
+    vars.PROCESSORS = processors;
     Object.assign(vars, options.handlerEnv);
     if (cloud.mode === 'embedded' || !env.AWS_ACCESS_KEY_ID) {
       Object.assign(vars, {
@@ -182,16 +187,27 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     stopping.push(setEnv(vars));
 
     for (const [key, fn] of Object.entries(resources.functions)) {
-      // Load once now so a broken module fails the start, not the first request.
-      await loadHandler(fn.entry);
-      host.register({
-        name: functionName(stage, key as FunctionKey),
-        load: () => loadHandler(fn.entry),
-        timeoutSeconds: fn.timeoutSeconds,
-        memoryMb: fn.memoryMb,
-      });
+      host.register(
+        await moduleFunction({
+          name: functionName(stage, key as FunctionKey),
+          module: new URL(fn.entry, ROOT),
+          timeoutSeconds: fn.timeoutSeconds,
+          memoryMb: fn.memoryMb,
+        }),
+      );
     }
-    for (const fn of [...demo.functions, ...(options.extraFunctions ?? [])]) host.register(fn);
+    for (const d of demo ? demoProcessors : []) {
+      host.register(
+        await moduleFunction({
+          name: functionName(stage, demoFunction(d)),
+          module: new URL(d.module, ROOT),
+          export: d.export,
+          timeoutSeconds: d.timeoutSeconds,
+          memoryMb: DEMO_MEMORY_MB,
+        }),
+      );
+    }
+    for (const fn of options.extraFunctions ?? []) host.register(fn);
 
     // Built like the handlers' clients, so the request meter counts the event sources' polling too.
     const { sqs } = createClients();
@@ -317,6 +333,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   } catch (error) {
     await runAll(stopping);
     throw error;
+  }
+}
+
+/** Every function is hosted once, and every Lambda processor calls one that is hosted. */
+function checkRegistry(registry: ProcessorRegistry, functions: string[]): void {
+  const twice = functions.filter((name, i) => functions.indexOf(name) !== i);
+  if (twice.length > 0) throw new Error(`Function ${twice[0]} is declared twice`);
+  for (const name of registry.names()) {
+    const target = registry.get(name)?.target;
+    if (target?.type === 'lambda' && !functions.includes(target.functionName)) {
+      throw new Error(
+        `Processor ${name} calls Lambda function ${target.functionName}, which does not run here: map it to its handler module in LOCAL_FUNCTIONS`,
+      );
+    }
   }
 }
 

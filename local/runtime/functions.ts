@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
 import { currentMeter } from '../../shared/aws/meter.js';
 
@@ -20,6 +21,41 @@ export interface LocalFunction {
   load?: () => Promise<LambdaHandler>;
   timeoutSeconds: number;
   memoryMb: number;
+}
+
+let sandboxes = 0;
+
+/**
+ * A fresh instance of a handler module's export, as a new Lambda sandbox would have: the query
+ * string makes the module loader evaluate the module again (its imports stay shared).
+ */
+export async function loadHandler(module: URL, exportName = 'handler'): Promise<LambdaHandler> {
+  const url = new URL(module.href);
+  url.searchParams.set('sandbox', String(++sandboxes));
+  const loaded = (await import(url.href)) as Record<string, unknown>;
+  const handler = loaded[exportName];
+  if (typeof handler !== 'function') throw new Error(`${fileURLToPath(module)} exports no function '${exportName}'`);
+  return handler as LambdaHandler;
+}
+
+/**
+ * A function run from its handler module as Lambda runs it (a sandbox per concurrent invocation).
+ * Loaded once now, so a broken module fails the start rather than the first invocation.
+ */
+export async function moduleFunction(fn: {
+  name: string;
+  module: URL;
+  export?: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+}): Promise<LocalFunction> {
+  await loadHandler(fn.module, fn.export);
+  return {
+    name: fn.name,
+    load: () => loadHandler(fn.module, fn.export),
+    timeoutSeconds: fn.timeoutSeconds,
+    memoryMb: fn.memoryMb,
+  };
 }
 
 /** A warm sandbox: one handler instance, busy with at most one invocation. */

@@ -179,10 +179,14 @@ export class BatchEngine {
   /** Builds a batch job from a validated request, writing nothing. */
   prepare(request: SubmitBatch, owner: string, key: string | undefined): PreparedBatch {
     const { batch } = request;
-    if (!this.deps.processors.get(batch.processor)) {
-      throw new UnknownProcessorError(`Unknown processor: ${batch.processor}`, [
-        { path: 'batch.processor', message: `'${batch.processor}' is not registered` },
-      ]);
+    const refusal = this.deps.processors.refusal(batch.processor, 'chunks');
+    if (refusal !== undefined) {
+      throw new UnknownProcessorError(
+        this.deps.processors.get(batch.processor)
+          ? `Not a batch processor: ${refusal}`
+          : `Unknown processor: ${batch.processor}`,
+        [{ path: 'batch.processor', message: refusal }],
+      );
     }
     if (batch.input?.bucket !== undefined && batch.input.key !== undefined) {
       this.checkInputName(batch.input.bucket, batch.input.key);

@@ -129,13 +129,21 @@ export class JobEngine {
     }
     const request: SubmitTasks = parseOrThrow(submitTasksSchema, body, 'Job');
     const key = idempotencyKeyOf(headerKey, request.idempotencyKey);
-    const unknown = request.tasks
-      .map((task, index) => ({ index, name: task.processor }))
-      .filter((t) => !this.deps.processors.get(t.name));
-    if (unknown.length > 0) {
+    const refused = request.tasks
+      .map((task, index) => ({
+        index,
+        name: task.processor,
+        why: this.deps.processors.refusal(task.processor, 'tasks'),
+      }))
+      .filter((t) => t.why !== undefined);
+    if (refused.length > 0) {
+      const names = [...new Set(refused.map((u) => u.name))];
+      const unregistered = names.filter((n) => !this.deps.processors.get(n));
       throw new UnknownProcessorError(
-        `Unknown processor${unknown.length > 1 ? 's' : ''}: ${[...new Set(unknown.map((u) => u.name))].join(', ')}`,
-        unknown.map((u) => ({ path: `tasks[${u.index}].processor`, message: `'${u.name}' is not registered` })),
+        unregistered.length === names.length
+          ? `Unknown processor${names.length > 1 ? 's' : ''}: ${names.join(', ')}`
+          : `Not a task processor: ${names.map((n) => refused.find((u) => u.name === n)?.why).join('; ')}`,
+        refused.map((u) => ({ path: `tasks[${u.index}].processor`, message: u.why as string })),
       );
     }
     // An absent input is a null input: the two must hash alike for idempotent replays.

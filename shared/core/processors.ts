@@ -20,13 +20,22 @@ export type ProcessorTarget =
       allowPrivateNetwork?: boolean;
     };
 
+/**
+ * What a processor is called with: one task at a time (`{job, task}`) or chunks of batch rows
+ * (`{job, chunk}`). The two contracts do not mix, so a submission naming the other kind is refused.
+ */
+export type ProcessorKind = 'tasks' | 'chunks';
+
 export interface Processor {
   name: string;
+  kind: ProcessorKind;
   target: ProcessorTarget;
   timeoutSeconds: number;
   maxAttempts: number;
   backoff: Backoff;
 }
+
+const KIND_WORDS: Record<ProcessorKind, string> = { tasks: 'tasks', chunks: 'chunks of batch rows' };
 
 /** The worker needs time around the processor call to record its outcome. */
 export const PROCESSOR_TIMEOUT_MARGIN_SECONDS = 15;
@@ -67,6 +76,9 @@ const processorSchema = z.strictObject({
         message: 'give exactly one of secretName or secretEnv',
       }),
   ]),
+  // Tasks by default: the task contract came first, and a batch processor left undeclared is
+  // refused loudly at submit (400, saying it takes tasks), never called with the wrong shape.
+  kind: z.enum(['tasks', 'chunks']).default('tasks'),
   timeoutSeconds: z.number().int().min(1).max(900),
   maxAttempts: z.number().int().min(1).max(100).default(3),
   backoff: backoffSchema.default({ type: 'exponential', delaySeconds: 2, maxSeconds: 300, jitter: true }),
@@ -87,7 +99,19 @@ export class ProcessorRegistry {
    */
   static fromJson(json: string, limits: { workerTimeoutSeconds: number; maxReceiveCount: number }): ProcessorRegistry {
     const { workerTimeoutSeconds, maxReceiveCount } = limits;
-    const parsed = z.record(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/), processorSchema).parse(JSON.parse(json));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(json);
+    } catch (error) {
+      throw new Error(`Processor configuration is not JSON: ${(error as Error).message}`);
+    }
+    const result = z.record(z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/), processorSchema).safeParse(raw);
+    if (!result.success) {
+      // One line naming each bad field: this reaches a person reading a failed start or synth.
+      const issues = result.error.issues.map((issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`);
+      throw new Error(`Processor configuration: ${issues.join('; ')}`);
+    }
+    const parsed = result.data;
     const processors = Object.entries(parsed).map(([name, config]) => {
       if (config.timeoutSeconds + PROCESSOR_TIMEOUT_MARGIN_SECONDS > workerTimeoutSeconds) {
         throw new Error(
@@ -107,6 +131,14 @@ export class ProcessorRegistry {
 
   get(name: string): Processor | undefined {
     return this.processors.get(name);
+  }
+
+  /** Why `name` cannot take work of `kind`, in a submitter's words; undefined when it can. */
+  refusal(name: string, kind: ProcessorKind): string | undefined {
+    const processor = this.processors.get(name);
+    if (!processor) return `'${name}' is not registered`;
+    if (processor.kind !== kind) return `'${name}' takes ${KIND_WORDS[processor.kind]}, not ${KIND_WORDS[kind]}`;
+    return undefined;
   }
 
   names(): string[] {

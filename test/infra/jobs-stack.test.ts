@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { demoFunction, demoProcessors } from '../../examples/processors/catalog.js';
 import { buildApp } from '../../infra/app.js';
 import { physicalName, resources } from '../../shared/resources.js';
 
@@ -204,6 +205,34 @@ describe('the CDK stack', () => {
       Endpoint: 'oncall@example.com',
     });
     expect(dev.ofType('AWS::SNS::Subscription')).toHaveLength(0);
+  });
+
+  it('deploys every demo processor as the local stack runs it: function, kind, timeout, attempts, backoff', () => {
+    const worker = dev
+      .ofType('AWS::Lambda::Function')
+      .find(([, f]) => String(f.Properties.FunctionName).endsWith('-worker'))?.[1];
+    // PROCESSORS names each demo function by reference: put the referenced names back in.
+    const value = worker?.Properties.Environment.Variables.PROCESSORS;
+    const parts: (string | { Ref: string })[] = typeof value === 'string' ? [value] : value['Fn::Join'][1];
+    const text = parts
+      .map((part) => (typeof part === 'string' ? part : dev.all[part.Ref]?.Properties.FunctionName))
+      .join('');
+    const registry = JSON.parse(text) as Record<string, Record<string, unknown>>;
+    for (const demo of demoProcessors) {
+      const functionName = physicalName('dev', demoFunction(demo));
+      expect(registry[demo.name], demo.name).toEqual({
+        target: { type: 'lambda', functionName },
+        kind: demo.kind,
+        timeoutSeconds: demo.timeoutSeconds,
+        maxAttempts: demo.maxAttempts,
+        backoff: demo.backoff,
+      });
+      dev.template.hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: functionName,
+        Handler: `index.${demo.export}`,
+        Timeout: demo.timeoutSeconds,
+      });
+    }
   });
 
   it('alarms on dead letters, worker errors, message age and API 5xx, and outputs what callers need', () => {

@@ -95,6 +95,30 @@ describe('POST /v1/jobs refuses bad input and writes nothing', () => {
     expect(wait.status).toBe(400);
   });
 
+  it('refuses a processor of the other kind, naming the kind it takes', async () => {
+    type Refusal = { error: { code: string; message: string; details?: { path: string; message: string }[] } };
+    // demo.rows takes chunks of batch rows; as a task it would crash on every attempt.
+    const asTask = await api.call<Refusal>('POST', '/v1/jobs', {
+      type: 't',
+      tasks: [task, task, { processor: 'demo.rows', input: 1 }],
+    });
+    expect(asTask.status).toBe(400);
+    expect(asTask.body.error.code).toBe('UNKNOWN_PROCESSOR');
+    expect(asTask.body.error.details).toEqual([
+      { path: 'tasks[2].processor', message: "'demo.rows' takes chunks of batch rows, not tasks" },
+    ]);
+    // demo.echo takes tasks; as a batch processor every row would fail.
+    const asBatch = await api.call<Refusal>('POST', '/v1/jobs', {
+      type: 't',
+      batch: { processor: 'demo.echo', rows: [1, 2] },
+    });
+    expect(asBatch.status).toBe(400);
+    expect(asBatch.body.error.code).toBe('UNKNOWN_PROCESSOR');
+    expect(asBatch.body.error.details).toEqual([
+      { path: 'batch.processor', message: "'demo.echo' takes tasks, not chunks of batch rows" },
+    ]);
+  });
+
   it('left no job, task or message behind', async () => {
     expect(await tableItems(stack)).toEqual([]);
     expect(await queueDepth(stack, 'work')).toBe(0);

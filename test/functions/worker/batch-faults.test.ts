@@ -46,6 +46,7 @@ function options(stall: { on: boolean }, extra: LocalStackOptions = {}): LocalSt
     handlerEnv: { LEASE_MARGIN_SECONDS: '1' },
     processors: {
       'test.rows': {
+        kind: 'chunks',
         target: { type: 'lambda', functionName: 'retrying-rows' },
         timeoutSeconds: 3,
         maxAttempts: 3,

@@ -122,6 +122,7 @@ describe('a zombie worker against the real store', () => {
       processors: new ProcessorRegistry([
         {
           name: 'p',
+          kind: 'tasks',
           target: { type: 'lambda', functionName: 'p' },
           timeoutSeconds: 60,
           maxAttempts: 3,
@@ -225,6 +226,7 @@ describe('a worker that does not know a task’s processor', () => {
       clock: { now: () => new Date() },
     };
     const p = {
+      kind: 'tasks' as const,
       target: { type: 'lambda' as const, functionName: 'p' },
       timeoutSeconds: 5,
       maxAttempts: 1,

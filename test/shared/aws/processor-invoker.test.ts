@@ -55,6 +55,7 @@ const request: TaskRequest = {
 function httpProcessor(path: string, allowPrivateNetwork = true): Processor {
   return {
     name: 'h',
+    kind: 'tasks',
     target: { type: 'http', url: `${base}${path}`, secretEnv: 'HOOK_SECRET', allowPrivateNetwork },
     timeoutSeconds: 1,
     maxAttempts: 3,

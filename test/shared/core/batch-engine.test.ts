@@ -45,7 +45,7 @@ beforeAll(async () => {
       }),
     },
     processors: ProcessorRegistry.fromJson(
-      JSON.stringify({ rows: { target: { type: 'lambda', functionName: 'f' }, timeoutSeconds: 5 } }),
+      JSON.stringify({ rows: { kind: 'chunks', target: { type: 'lambda', functionName: 'f' }, timeoutSeconds: 5 } }),
       { workerTimeoutSeconds: 300, maxReceiveCount: 30 },
     ),
     clock: { now: () => new Date() },

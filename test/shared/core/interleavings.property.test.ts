@@ -22,6 +22,7 @@ import {
 
 const processor: Processor = {
   name: 'p',
+  kind: 'tasks',
   target: { type: 'lambda', functionName: 'p' },
   timeoutSeconds: 5,
   maxAttempts: 3,

@@ -13,6 +13,7 @@ import {
 
 const processor: Processor = {
   name: 'p',
+  kind: 'tasks',
   target: { type: 'lambda', functionName: 'p' },
   timeoutSeconds: 10,
   maxAttempts: 2,
