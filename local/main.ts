@@ -102,4 +102,4 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 // After the signal handlers: a stop during this first sweep must still be a clean one.
-await stack.schedules.find((schedule) => schedule.name === 'sweep')?.tick();
+await stack.schedules.find((schedule) => schedule.name === 'sweep')?.tick({ afterRestart: true });

@@ -24,7 +24,8 @@ export class RateSchedule {
     this.timer.unref();
   }
 
-  async tick(): Promise<void> {
+  /** One run now; `detail` is the event's detail (a plain schedule sends `{}`). */
+  async tick(detail: Record<string, unknown> = {}): Promise<void> {
     if (this.inFlight) return;
     const event: ScheduledEvent = {
       version: '0',
@@ -35,7 +36,7 @@ export class RateSchedule {
       time: new Date().toISOString(),
       region: this.region,
       resources: [`arn:aws:events:${this.region}:000000000000:rule/${this.name}`],
-      detail: {},
+      detail,
     };
     this.runs++;
     this.inFlight = this.host.invoke(this.functionName, event);

@@ -201,7 +201,9 @@ export class BatchEngine {
     const direct = rows.length > 0 && !file && !batch.upload && !batch.hold;
     const parts: BatchPart[] = [];
     // Stored under a key derived from the request, so a replay writes the very same object.
-    if (rows.length > 0 && !direct)
+    // Inline rows are stored even when they go straight out as chunk messages: should those be lost
+    // (a local restart; a queue purged by hand), the sweeper plans the batch again from this part.
+    if (rows.length > 0)
       parts.push({ kind: 'rows', key: `inputs/${id}/rows-0-${hash.slice(0, 16)}.jsonl`, rows: rows.length });
     if (file) {
       parts.push({ kind: 'file', bucket: batch.input!.bucket!, key: batch.input!.key!, format: batch.input!.format });

@@ -25,6 +25,7 @@ import {
   type Delivery,
   failTask,
   poisonTask,
+  resumeAfterRestart,
   startAttempt,
   strandedTasks,
   type Transition,
@@ -431,14 +432,22 @@ export class JobEngine {
    * The sweeper: finds unfinished jobs whose task messages must have been lost (a crash between a
    * write and its send, a lost local queue) and sends them again.
    */
-  async sweep(graceSeconds: number): Promise<{ jobs: number; resent: number }> {
+  async sweep(
+    graceSeconds: number,
+    options: { afterRestart?: boolean } = {},
+  ): Promise<{ jobs: number; resent: number }> {
     const now = this.deps.clock.now();
     let jobs = 0;
     let resent = 0;
-    for await (const { id, kind } of this.deps.store.activeJobs(new Date(now.getTime() - graceSeconds * 1000))) {
+    const before = options.afterRestart ? now : new Date(now.getTime() - graceSeconds * 1000);
+    for await (const { id, kind } of this.deps.store.activeJobs(before)) {
       jobs++;
       if (kind === 'batch') {
-        if (await this.deps.batches?.sweepOne(id, graceSeconds)) resent++;
+        if (await this.deps.batches?.sweepOne(id, options.afterRestart ? 0 : graceSeconds)) resent++;
+        continue;
+      }
+      if (options.afterRestart) {
+        resent += await this.resume(id);
         continue;
       }
       const job = await this.deps.store.get(id);
@@ -450,6 +459,27 @@ export class JobEngine {
       resent += stranded.length;
     }
     return { jobs, resent };
+  }
+
+  /** Resumes one job after a restart that lost its messages and workers (see `resumeAfterRestart`). */
+  private async resume(id: string): Promise<number> {
+    const send = await this.update(
+      id,
+      (job) => {
+        const resumed = resumeAfterRestart(job, this.deps.clock.now());
+        return { write: resumed.job, value: resumed.send };
+      },
+      { missing: 'undefined' },
+    );
+    if (!send?.length) return 0;
+    this.log('warn', 'resuming tasks after a restart', { jobId: id, tasks: send.map((t) => t.index) });
+    for (const delay of new Set(send.map((t) => Math.min(900, t.delaySeconds)))) {
+      const tasks = send
+        .filter((t) => Math.min(900, t.delaySeconds) === delay)
+        .map((t) => ({ jobId: id, task: t.index }));
+      await this.deps.queue.send(tasks, delay > 0 ? { delaySeconds: delay } : undefined);
+    }
+    return send.length;
   }
 
   private async send(jobId: string, tasks: number[]): Promise<void> {

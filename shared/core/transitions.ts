@@ -442,3 +442,35 @@ export function completeUnrecorded(
   // Not ours any more: record as a late outcome of the attempt it would have been.
   return completeAttempt(job, index, task.attempts + 1, outcome, processor, now, random, delivery.messageId);
 }
+
+/**
+ * After a restart that lost every message and every worker (the local queues keep nothing): each
+ * unfinished task is resumed now. A live lease means nothing once its worker is gone, so it is
+ * lapsed — the re-sent message then starts attempt n+1, which fences n should it ever report.
+ * Returns the tasks to send again (and how long a retrying one still waits), and the job to write
+ * when a lease had to be lapsed.
+ */
+export function resumeAfterRestart(
+  job: Job,
+  now: Date,
+): { job?: Job; send: { index: number; delaySeconds: number }[] } {
+  if (isTerminal(job.status)) return { send: [] };
+  const live = job.tasks.filter(
+    (task) => task.status === 'RUNNING' && task.lease && Date.parse(task.lease.until) > now.getTime(),
+  );
+  const written = live.length > 0 ? next(job, now) : undefined;
+  for (const task of live) {
+    const lease = (written as Job).tasks[task.index]!.lease!;
+    lease.until = now.toISOString();
+  }
+  const send = job.tasks
+    .filter((task) => task.status === 'QUEUED' || task.status === 'RETRYING' || task.status === 'RUNNING')
+    .map((task) => ({
+      index: task.index,
+      delaySeconds:
+        task.status === 'RETRYING' && task.retryAt
+          ? Math.max(0, Math.ceil((Date.parse(task.retryAt) - now.getTime()) / 1000))
+          : 0,
+    }));
+  return { ...(written ? { job: written } : {}), send };
+}
