@@ -8,6 +8,7 @@ import {
   createJob,
   type NewJob,
   poisonTask,
+  resumeAfterRestart,
   startAttempt,
 } from '../../../shared/core/transitions.js';
 
@@ -205,5 +206,33 @@ describe('abort and poison', () => {
     expect(poisoned?.job.tasks.map((t) => t.status)).toEqual(['FAILED', 'ABORTED']);
     expect(poisoned?.job.tasks[0]?.error).toEqual({ kind: 'poison', message: 'dead-lettered' });
     expect(poisonTask(poisoned!.job, 0, at(2), 'again')).toBeUndefined();
+  });
+});
+
+describe('resuming after a restart that lost every message and worker', () => {
+  it('lapses a live lease so the re-sent message starts the next attempt, which fences the old one', () => {
+    const { job: running } = run(make('concurrent', 2).job, 0, 'm1');
+    const resumed = resumeAfterRestart(running, at(3));
+    expect(resumed.send).toEqual([
+      { index: 0, delaySeconds: 0 },
+      { index: 1, delaySeconds: 0 },
+    ]);
+    expect(resumed.job?.tasks[0]?.lease?.until).toBe(at(3).toISOString());
+    const next = startAttempt(resumed.job as Job, 0, { messageId: 'm2' }, processor, at(3), 10);
+    expect(next).toMatchObject({ action: 'run', attempt: 2 });
+    // The first worker's late word is refused: attempt 1 is fenced.
+    const late = completeAttempt((next as { job: Job }).job, 0, 1, ok(), processor, at(4), () => 0, 'm1');
+    expect(late.applied).toBe(false);
+  });
+
+  it('writes nothing when no lease is live, and sends a retrying task back when it is due', () => {
+    const { job } = make('sequential', 1);
+    expect(resumeAfterRestart(job, at(1))).toEqual({ send: [{ index: 0, delaySeconds: 0 }] });
+    const retrying = structuredClone(job);
+    retrying.tasks[0]!.status = 'RETRYING';
+    retrying.tasks[0]!.retryAt = at(30).toISOString();
+    expect(resumeAfterRestart(retrying, at(10))).toEqual({ send: [{ index: 0, delaySeconds: 20 }] });
+    const done = { ...structuredClone(job), status: 'SUCCEEDED' as const };
+    expect(resumeAfterRestart(done, at(1))).toEqual({ send: [] });
   });
 });
