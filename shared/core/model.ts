@@ -32,6 +32,16 @@ export interface LateOutcome {
   error?: TaskError;
 }
 
+/** One attempt of a task that ended: how long it ran and how it went (no error: it succeeded). */
+export interface AttemptRecord {
+  attempt: number;
+  startedAt: string;
+  endedAt: string;
+  error?: TaskError;
+  /** For an attempt that was retried: how long after it ended the next one was due. */
+  retryDelaySeconds?: number;
+}
+
 export interface Task {
   id: string;
   index: number;
@@ -46,8 +56,22 @@ export interface Task {
   queuedAt?: string;
   startedAt?: string;
   endedAt?: string;
-  /** SQS message id holding the current attempt's lease, and when that lease lapses. */
-  lease?: { messageId: string; until: string };
+  /**
+   * SQS message id holding the current attempt's lease, when that lease lapses, and when the
+   * attempt began (`since`, absent on leases written before it was kept).
+   */
+  lease?: { messageId: string; until: string; since?: string };
+  /**
+   * The ticket of the one message that may start this task's next attempt: it rides in the message
+   * body. Any other message for the task (a replayed submit's, a stray copy's) is a duplicate and
+   * runs nothing, even while an attempt's start is not written yet. Absent on older tasks.
+   */
+  ticket?: string;
+  /**
+   * Attempts that ended, oldest first, the last MAX_ATTEMPT_RECORDS of them. Empty (absent) for a
+   * task that ended on its first attempt: that attempt is the task's own startedAt/endedAt/error.
+   */
+  tries?: AttemptRecord[];
   /** When a RETRYING task is due again. */
   retryAt?: string;
   late?: LateOutcome[];
