@@ -107,6 +107,64 @@ export interface Job {
   version: number;
 }
 
+/** One attempt as the job view shows it (API: `tasks[].attemptLog`). */
+export interface AttemptView {
+  attempt: number;
+  startedAt: string | null;
+  endedAt: string | null;
+  /** `retried`: failed and retried; `lost`: never reported back within its lease. */
+  outcome: 'running' | 'succeeded' | 'failed' | 'retried' | 'lost' | 'aborted';
+  error: TaskError | null;
+  retryDelaySeconds: number | null;
+}
+
+/**
+ * Every attempt of a task, oldest first: its records, and the attempt the task's own fields
+ * describe when it has none (a task done at its first attempt stores none; a running or aborted
+ * one has none yet). `dropped`: earlier attempts no longer kept.
+ */
+export function attemptLog(task: Task): { attempts: AttemptView[]; dropped: number } {
+  const tries = task.tries ?? [];
+  const last = tries.at(-1);
+  const attempts: AttemptView[] = tries.map((record) => ({
+    attempt: record.attempt,
+    startedAt: record.startedAt,
+    endedAt: record.endedAt,
+    outcome: !record.error
+      ? 'succeeded'
+      : record.retryDelaySeconds !== undefined
+        ? 'retried'
+        : record === last && task.status === 'FAILED'
+          ? 'failed'
+          : 'lost',
+    error: record.error ?? null,
+    retryDelaySeconds: record.retryDelaySeconds ?? null,
+  }));
+  if (task.attempts > 0 && (last?.attempt ?? 0) < task.attempts) {
+    const outcome =
+      task.status === 'RUNNING'
+        ? 'running'
+        : task.status === 'SUCCEEDED'
+          ? 'succeeded'
+          : task.status === 'FAILED'
+            ? 'failed'
+            : task.status === 'ABORTED'
+              ? 'aborted'
+              : undefined;
+    if (outcome) {
+      attempts.push({
+        attempt: task.attempts,
+        startedAt: task.lease?.since ?? (tries.length ? null : (task.startedAt ?? null)),
+        endedAt: task.status === 'RUNNING' ? null : (task.endedAt ?? null),
+        outcome,
+        error: outcome === 'failed' ? (task.error ?? null) : null,
+        retryDelaySeconds: null,
+      });
+    }
+  }
+  return { attempts, dropped: tries.length ? (tries[0] as AttemptRecord).attempt - 1 : 0 };
+}
+
 export interface Counts {
   total: number;
   pending: number;
