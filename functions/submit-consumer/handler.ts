@@ -52,7 +52,7 @@ function ownerOf(record: SQSRecord): string {
  * `IdempotencyKey` attribute, else the body's own `idempotencyKey`, else the message id, so a
  * redelivered message never makes a second job.
  */
-function prepare(engine: JobEngine, record: SQSRecord): PreparedJob {
+function prepare(engine: JobEngine, record: SQSRecord): { job: PreparedJob; chosenKey: boolean } {
   const body = parseJson(record.body);
   if (body === undefined) throw new RefusedMessage('Message body is not JSON');
   const attribute = record.messageAttributes.IdempotencyKey?.stringValue;
@@ -60,7 +60,9 @@ function prepare(engine: JobEngine, record: SQSRecord): PreparedJob {
     throw new RefusedMessage('IdempotencyKey attribute must be 1..256 characters');
   }
   const bodyKey = body && typeof body === 'object' && 'idempotencyKey' in body;
-  return engine.prepare(body, ownerOf(record), attribute ?? (bodyKey ? undefined : record.messageId));
+  const job = engine.prepare(body, ownerOf(record), attribute ?? (bodyKey ? undefined : record.messageId));
+  // A key the sender chose may be replayed by it; the message id only by a rare redelivery.
+  return { job, chosenKey: attribute !== undefined || Boolean(bodyKey) };
 }
 
 /** A submission the contract refuses creates nothing and moves to the submit DLQ with its reason. */
@@ -101,17 +103,20 @@ async function submitBatch(event: SQSEvent): Promise<SQSBatchResponse> {
     await refuse(record, error).catch(() => failed.push(record.messageId));
   };
 
-  const ready: { record: SQSRecord; job: PreparedJob }[] = [];
+  const ready: { record: SQSRecord; job: PreparedJob; chosenKey: boolean }[] = [];
   for (const record of event.Records) {
     try {
-      ready.push({ record, job: prepare(engine, record) });
+      ready.push({ record, ...prepare(engine, record) });
     } catch (error) {
       await settle(record, error);
     }
   }
   if (ready.length) {
     try {
-      const outcomes = await engine.commit(ready.map((r) => r.job));
+      const outcomes = await engine.commit(
+        ready.map((r) => r.job),
+        { lookUp: ready.map((r) => r.chosenKey) },
+      );
       await Promise.all(
         outcomes.map(async (outcome, i) => {
           const { record } = ready[i] as (typeof ready)[number];

@@ -134,6 +134,11 @@ export class DynamoJobStore implements JobStore {
     return item && !isExpired(item) ? decodeItem(item) : undefined;
   }
 
+  async peek(id: string): Promise<AnyJob | undefined> {
+    const item = await this.readItem(id, false);
+    return item && !isExpired(item) ? decodeItem(item) : undefined;
+  }
+
   async replace(job: AnyJob, expectedVersion: number): Promise<boolean> {
     const item = await this.encode(job);
     try {
@@ -231,9 +236,9 @@ export class DynamoJobStore implements JobStore {
     return purged;
   }
 
-  private async readItem(id: string): Promise<StoredItem | undefined> {
+  private async readItem(id: string, consistent = true): Promise<StoredItem | undefined> {
     const { Item } = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: pk(id), sk: JOB_SK }, ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: { pk: pk(id), sk: JOB_SK }, ConsistentRead: consistent }),
     );
     return Item as StoredItem | undefined;
   }

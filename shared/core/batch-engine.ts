@@ -250,13 +250,8 @@ export class BatchEngine {
    */
   async commit(prepared: PreparedBatch): Promise<{ job: AnyJob; created: boolean }> {
     const { job } = prepared;
-    // A keyed batch may be a replay: learn that before anything is stored or sent, so a replay (or a
-    // mismatch) leaves no rows object behind and sends no chunk twice. Half a read unit per keyed
-    // batch; a batch costs far more than that.
-    if (job.idempotencyKey !== undefined) {
-      const existing = await this.deps.store.read(job.id);
-      if (existing) return this.replayed(existing, job);
-    }
+    // A keyed replay (or mismatch) was answered by the job engine's look-up before this (see
+    // JobEngine.replays), so it stores no rows object and sends no chunk twice.
     if (prepared.file) {
       const head = await this.deps.files.head(prepared.file.bucket, prepared.file.key);
       if (head === undefined) {

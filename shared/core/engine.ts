@@ -24,7 +24,9 @@ import {
   DEFAULT_LEASE_MARGIN_SECONDS,
   type Delivery,
   failTask,
+  holdsTicket,
   poisonTask,
+  reissueTickets,
   resumeAfterRestart,
   startAttempt,
   strandedTasks,
@@ -67,6 +69,20 @@ export const MAX_JOB_SKELETON_BYTES = 200_000;
 const MAX_CONFLICTS = 50;
 
 export class ConflictError extends Error {}
+
+/** A replay's answer: the job its key made, provided it was made by the same request. */
+function replayOf(job: AnyJob, existing: AnyJob): Submitted {
+  if (existing.requestHash !== job.requestHash || existing.kind !== job.kind) {
+    throw new IdempotencyMismatchError('Idempotency key was already used with a different request');
+  }
+  return { job: existing, created: false };
+}
+
+/** A task's message: which task of which job, and the ticket that lets it start an attempt. */
+function taskMessage(job: Job, task: number): { jobId: string; task: number; ticket?: string } {
+  const ticket = job.tasks[task]?.ticket;
+  return { jobId: job.id, task, ...(ticket !== undefined ? { ticket } : {}) };
+}
 
 export function idempotencyKeyOf(headerKey: string | undefined, bodyKey: string | undefined): string | undefined {
   if (headerKey !== undefined && bodyKey !== undefined && headerKey !== bodyKey) {
@@ -175,12 +191,19 @@ export class JobEngine {
    * is dropped, so no job is ever left without its first messages. A replay's messages are
    * duplicates and are dropped on receipt.
    */
-  async commit(prepared: PreparedJob[]): Promise<(Submitted | { error: unknown })[]> {
-    const jobs = prepared.filter((p): p is Transition => p.kind !== 'batch');
-    await this.deps.queue.send(jobs.flatMap(({ job, enqueue }) => enqueue.map((task) => ({ jobId: job.id, task }))));
-    return Promise.all(
-      prepared.map(async (next) => {
+  async commit(
+    prepared: PreparedJob[],
+    options: { lookUp?: readonly boolean[] } = {},
+  ): Promise<(Submitted | { error: unknown })[]> {
+    const replays = await this.replays(prepared, options.lookUp);
+    const jobs = prepared.filter((p, i): p is Transition => p.kind !== 'batch' && replays[i] === undefined);
+    await this.deps.queue.send(jobs.flatMap(({ job, enqueue }) => enqueue.map((task) => taskMessage(job, task))));
+    const outcomes = await Promise.all(
+      prepared.map(async (next, i) => {
         try {
+          const replay = replays[i];
+          if (typeof replay === 'object') return replayOf(next.job, replay);
+          if (typeof replay === 'number') return undefined;
           if (next.kind === 'batch') return await this.deps.batches!.commit(next);
           const { job } = next;
           const outcome = await this.deps.store.create(job);
@@ -197,6 +220,47 @@ export class JobEngine {
         }
       }),
     );
+    return outcomes.map((outcome, i) => (outcome ? outcome : this.sameBatchReplay(prepared, outcomes, replays, i)));
+  }
+
+  /**
+   * Submissions that are replays, to answer without sending or writing anything: a keyed one whose
+   * job is already there (an eventually consistent read, half a read unit; `lookUp[i] === false`
+   * skips it, for keys no caller chose: their replays are rare), and a later one of the same job
+   * in this very batch (the index of its first). A replay the read misses (a moment after the
+   * first write, or racing it) still sends its messages; their tickets are not the job's, so
+   * they run nothing.
+   */
+  private async replays(
+    prepared: PreparedJob[],
+    lookUp: readonly boolean[] | undefined,
+  ): Promise<(AnyJob | number | undefined)[]> {
+    const first = new Map<string, number>();
+    return Promise.all(
+      prepared.map(async ({ job }, i) => {
+        const earlier = first.get(job.id);
+        if (earlier !== undefined) return earlier;
+        first.set(job.id, i);
+        if (job.idempotencyKey === undefined || lookUp?.[i] === false) return undefined;
+        return this.deps.store.peek(job.id);
+      }),
+    );
+  }
+
+  /** A batch's second submission of one job gets the answer its first got. */
+  private sameBatchReplay(
+    prepared: PreparedJob[],
+    outcomes: (Submitted | { error: unknown } | undefined)[],
+    replays: (AnyJob | number | undefined)[],
+    i: number,
+  ): Submitted | { error: unknown } {
+    const first = outcomes[replays[i] as number];
+    if (!first || 'error' in first) return first ?? { error: new Error('no first submission') };
+    try {
+      return replayOf(prepared[i]!.job, first.job);
+    } catch (error) {
+      return { error };
+    }
   }
 
   /** A job of either kind, if `caller` may see it. */
@@ -221,13 +285,14 @@ export class JobEngine {
    * Returns whether the message is done with or must come back after a delay.
    */
   async runTask(
-    message: { jobId: string; task: number },
-    delivery: Delivery,
+    message: { jobId: string; task: number; ticket?: string },
+    received: Delivery,
     hooks: { onLease?: (seconds: number) => Promise<void>; signal?: AbortSignal } = {},
     /** Set on the second look at a job that was not there yet. */
     lookedAgain = false,
   ): Promise<TaskVerdict> {
     const { jobId, task: index } = message;
+    const delivery: Delivery = message.ticket !== undefined ? { ...received, ticket: message.ticket } : received;
     // In a sequential job only the running task's message writes, so the job read to start it is
     // still current when it ends (an abort or a duplicate would make the write conflict and re-read):
     // the completion is written on it, saving a read per task.
@@ -273,7 +338,7 @@ export class JobEngine {
         // message round again (a visibility change, a receive, a read and an invocation).
         if (!lookedAgain) {
           await new Promise((r) => setTimeout(r, UNBORN_LOOK_AGAIN_MS));
-          return this.runTask(message, delivery, hooks, true);
+          return this.runTask(message, received, hooks, true);
         }
         return { kind: 'retry', delaySeconds: 2 };
       }
@@ -286,12 +351,12 @@ export class JobEngine {
     }
     if (started.action === 'drop') {
       this.log('info', `delivery dropped: ${started.reason}`, { jobId, task: index });
-      await this.send(jobId, started.enqueue);
+      await this.resend(jobId, started.enqueue);
       return { kind: 'done' };
     }
     if (started.action === 'settle') {
       this.log('warn', 'task failed: attempts exhausted', { jobId, task: index });
-      await this.send(jobId, started.enqueue);
+      await this.send(started.job, started.enqueue);
       return { kind: 'done' };
     }
 
@@ -306,7 +371,7 @@ export class JobEngine {
     // moment; then the message's visibility becomes the lease, as a dead worker's must lapse.
     const promote = async () => {
       const decision = await this.update(jobId, (current) => {
-        const d = startAttempt(current, index, delivery, processor, startedAt, this.leaseMargin);
+        const d = startAttempt(current, index, delivery, processor, startedAt, this.leaseMargin, true);
         return { write: d.action === 'run' ? d.job : undefined, value: d };
       }).catch(() => undefined);
       if (decision?.action !== 'run') return;
@@ -368,7 +433,18 @@ export class JobEngine {
         const now = this.deps.clock.now();
         const result = recorded
           ? completeAttempt(current, index, attempt, final, processor, now, Math.random, delivery.messageId)
-          : completeUnrecorded(current, index, delivery, final, processor, startedAt, now, this.leaseMargin);
+          : completeUnrecorded(
+              current,
+              index,
+              delivery,
+              final,
+              processor,
+              startedAt,
+              now,
+              this.leaseMargin,
+              Math.random,
+              attempt,
+            );
         // Delete this message only when nothing needs it: the task is over, or another message holds
         // its live lease (ours is a duplicate). A retrying task's message must come back.
         const fresh = current.tasks[index];
@@ -376,6 +452,8 @@ export class JobEngine {
           isTerminal(current.status) ||
           !fresh ||
           isTerminal(fresh.status) ||
+          // A resend reissued the ticket: its message carries the task on.
+          !holdsTicket(fresh, delivery) ||
           (fresh.status === 'RUNNING' &&
             fresh.lease !== undefined &&
             fresh.lease.messageId !== delivery.messageId &&
@@ -402,13 +480,20 @@ export class JobEngine {
       ...(after.error ? { error: after.error } : {}),
       jobStatus: completed.job.status,
     });
-    await this.send(jobId, completed.enqueue);
-    if (completed.retryDelaySeconds !== undefined) return { kind: 'retry', delaySeconds: completed.retryDelaySeconds };
+    await this.send(completed.job, completed.enqueue);
+    // The retry rides on the message holding the ticket: ours, unless a resend reissued it.
+    if (completed.retryDelaySeconds !== undefined && holdsTicket(after, delivery)) {
+      return { kind: 'retry', delaySeconds: completed.retryDelaySeconds };
+    }
     return { kind: 'done' };
   }
 
   /** A task's message reached the dead-letter queue: the task fails as `poison`. */
-  async poison(message: { jobId: string; task: number }, reason: string, messageId?: string): Promise<void> {
+  async poison(
+    message: { jobId: string; task: number; ticket?: string },
+    reason: string,
+    messageId?: string,
+  ): Promise<void> {
     const result = await this.update(
       message.jobId,
       (job) => {
@@ -418,6 +503,7 @@ export class JobEngine {
           this.deps.clock.now(),
           reason,
           messageId,
+          message.ticket,
         );
         return { write: transition?.job, value: transition };
       },
@@ -425,7 +511,7 @@ export class JobEngine {
     );
     if (!result) return;
     this.log('warn', 'task failed: poison', { jobId: message.jobId, task: message.task });
-    await this.send(message.jobId, result.enqueue);
+    await this.send(result.job, result.enqueue);
   }
 
   /**
@@ -455,36 +541,58 @@ export class JobEngine {
       const stranded = strandedTasks(job, now, graceSeconds);
       if (stranded.length === 0) continue;
       this.log('warn', 'sweeper re-sends stranded tasks', { jobId: id, tasks: stranded });
-      await this.send(id, stranded);
-      resent += stranded.length;
+      resent += await this.resend(id, stranded);
     }
     return { jobs, resent };
   }
 
   /** Resumes one job after a restart that lost its messages and workers (see `resumeAfterRestart`). */
   private async resume(id: string): Promise<number> {
-    const send = await this.update(
+    const resumed = await this.update(
       id,
       (job) => {
-        const resumed = resumeAfterRestart(job, this.deps.clock.now());
-        return { write: resumed.job, value: resumed.send };
+        const transition = resumeAfterRestart(job, this.deps.clock.now());
+        return { write: transition?.job, value: transition };
       },
       { missing: 'undefined' },
     );
-    if (!send?.length) return 0;
-    this.log('warn', 'resuming tasks after a restart', { jobId: id, tasks: send.map((t) => t.index) });
-    for (const delay of new Set(send.map((t) => Math.min(900, t.delaySeconds)))) {
-      const tasks = send
-        .filter((t) => Math.min(900, t.delaySeconds) === delay)
-        .map((t) => ({ jobId: id, task: t.index }));
-      await this.deps.queue.send(tasks, delay > 0 ? { delaySeconds: delay } : undefined);
+    if (!resumed) return 0;
+    this.log('warn', 'resuming tasks after a restart', { jobId: id, tasks: resumed.send.map((t) => t.index) });
+    // No old worker can write any more: only a retrying task's backoff holds its message back.
+    for (const delay of new Set(resumed.send.map((t) => Math.min(900, t.delaySeconds)))) {
+      const tasks = resumed.send.filter((t) => Math.min(900, t.delaySeconds) === delay).map((t) => t.index);
+      await this.send(resumed.job, tasks, delay > 0 ? delay : undefined);
     }
-    return send.length;
+    return resumed.send.length;
   }
 
-  private async send(jobId: string, tasks: number[]): Promise<void> {
+  /** Sends the messages of tasks `job` (as written) queued, each with its ticket. */
+  private async send(job: Job, tasks: number[], delaySeconds?: number): Promise<void> {
     if (tasks.length === 0) return;
-    await this.deps.queue.send(tasks.map((task) => ({ jobId, task })));
+    await this.deps.queue.send(
+      tasks.map((task) => taskMessage(job, task)),
+      delaySeconds === undefined ? undefined : { delaySeconds },
+    );
+  }
+
+  /**
+   * Sends tasks' messages again, under new tickets (a write) so that an earlier message of theirs
+   * still about is a duplicate from now on; held back past an attempt's unwritten first second.
+   * Only repairs pay for this (the sweeper, a lost send), never a first delivery.
+   */
+  private async resend(jobId: string, tasks: number[]): Promise<number> {
+    if (tasks.length === 0) return 0;
+    const reissued = await this.update(
+      jobId,
+      (job) => {
+        const transition = reissueTickets(job, tasks, this.deps.clock.now());
+        return { write: transition?.job, value: transition };
+      },
+      { missing: 'undefined' },
+    );
+    if (!reissued) return 0;
+    await this.send(reissued.job, reissued.enqueue, Math.ceil(this.recordStartAfterMs / 1000) + 2);
+    return reissued.enqueue.length;
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { BatchJob, Tally } from './batch.js';
-import type { Job } from './model.js';
+import { attemptLog, type Job } from './model.js';
 
 /** One entry of a job's update log (API.md, `GET /v1/jobs/{id}/events`). */
 export interface JobEvent {
@@ -13,8 +13,8 @@ export interface JobEvent {
 
 /**
  * A job's update log, derived from its item rather than written as items of its own: every
- * transition already records when it happened (queued, started, each late outcome, retry due,
- * ended), so the log costs no write at all. Entries a processor adds through its reply (`log`)
+ * transition already records when it happened (queued, each attempt's start and end with its
+ * retry, each late outcome, ended), so the log costs no write at all. Entries a processor adds through its reply (`log`)
  * are kept with the task and appear here at the end of that attempt.
  */
 export function taskJobEvents(job: Job): JobEvent[] {
@@ -39,7 +39,44 @@ export function taskJobEvents(job: Job): JobEvent[] {
         taskId,
         message: `task ${task.index} queued`,
       });
-    if (task.startedAt) {
+    const { attempts } = attemptLog(task);
+    for (const attempt of attempts) {
+      const startedAt = attempt.attempt === 1 ? task.startedAt : (attempt.startedAt ?? undefined);
+      if (startedAt) {
+        events.push({
+          at: startedAt,
+          level: 'info',
+          type: 'task.started',
+          taskId,
+          message: `task ${task.index} started (attempt ${attempt.attempt})`,
+          data: { attempt: attempt.attempt },
+        });
+      }
+      if ((attempt.outcome === 'retried' || attempt.outcome === 'lost') && attempt.endedAt) {
+        const error = attempt.error ?? undefined;
+        events.push({
+          at: attempt.endedAt,
+          level: 'warn',
+          type: 'task.attempt_failed',
+          taskId,
+          message: `attempt ${attempt.attempt} ${attempt.outcome === 'lost' ? 'was lost' : 'failed'} (${error?.kind ?? 'error'}${error?.code ? ` ${error.code}` : ''}): ${error?.message ?? ''}`,
+          data: { attempt: attempt.attempt, outcome: attempt.outcome, ...(error ? { error } : {}) },
+        });
+      }
+      if (attempt.retryDelaySeconds !== null && attempt.endedAt) {
+        const due = new Date(Date.parse(attempt.endedAt) + attempt.retryDelaySeconds * 1000).toISOString();
+        events.push({
+          at: attempt.endedAt,
+          level: 'warn',
+          type: 'task.retry_scheduled',
+          taskId,
+          message: `attempt ${attempt.attempt + 1} in ${attempt.retryDelaySeconds} s`,
+          data: { attempt: attempt.attempt, retryDelaySeconds: attempt.retryDelaySeconds, retryAt: due },
+        });
+      }
+    }
+    if (task.startedAt && attempts.length === 0) {
+      // A task whose start was recorded before attempts were counted this way.
       events.push({
         at: task.startedAt,
         level: 'info',
@@ -57,16 +94,6 @@ export function taskJobEvents(job: Job): JobEvent[] {
         taskId,
         message: `attempt ${late.attempt} reported ${late.status} after it no longer counted`,
         data: { attempt: late.attempt, status: late.status, ...(late.error ? { error: late.error } : {}) },
-      });
-    }
-    if (task.status === 'RETRYING' && task.retryAt) {
-      events.push({
-        at: job.updatedAt <= task.retryAt ? job.updatedAt : task.retryAt,
-        level: 'warn',
-        type: 'task.retry_scheduled',
-        taskId,
-        message: `attempt ${task.attempts} failed (${task.error?.kind ?? 'error'}); next attempt at ${task.retryAt}`,
-        data: { attempt: task.attempts, retryAt: task.retryAt, ...(task.error ? { error: task.error } : {}) },
       });
     }
     for (const entry of task.log ?? []) {

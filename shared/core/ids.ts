@@ -52,3 +52,8 @@ export function canonicalJson(value: unknown): string {
 export function requestHash(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('base64url');
 }
+
+/** A task message's ticket: 50 random bits, enough that a replay's never equals the first's. */
+export function newTicket(): string {
+  return base32(randomBytes(7), 10);
+}

@@ -32,6 +32,16 @@ export interface LateOutcome {
   error?: TaskError;
 }
 
+/** One attempt of a task that ended: how long it ran and how it went (no error: it succeeded). */
+export interface AttemptRecord {
+  attempt: number;
+  startedAt: string;
+  endedAt: string;
+  error?: TaskError;
+  /** For an attempt that was retried: how long after it ended the next one was due. */
+  retryDelaySeconds?: number;
+}
+
 export interface Task {
   id: string;
   index: number;
@@ -52,8 +62,22 @@ export interface Task {
   queuedAt?: string;
   startedAt?: string;
   endedAt?: string;
-  /** SQS message id holding the current attempt's lease, and when that lease lapses. */
-  lease?: { messageId: string; until: string };
+  /**
+   * SQS message id holding the current attempt's lease, when that lease lapses, and when the
+   * attempt began (`since`, absent on leases written before it was kept).
+   */
+  lease?: { messageId: string; until: string; since?: string };
+  /**
+   * The ticket of the one message that may start this task's next attempt: it rides in the message
+   * body. Any other message for the task (a replayed submit's, a stray copy's) is a duplicate and
+   * runs nothing, even while an attempt's start is not written yet. Absent on older tasks.
+   */
+  ticket?: string;
+  /**
+   * Attempts that ended, oldest first, the last MAX_ATTEMPT_RECORDS of them. Empty (absent) for a
+   * task that ended on its first attempt: that attempt is the task's own startedAt/endedAt/error.
+   */
+  tries?: AttemptRecord[];
   /** When a RETRYING task is due again. */
   retryAt?: string;
   late?: LateOutcome[];
@@ -89,6 +113,64 @@ export interface Job {
   requestHash: string;
   /** Bumped by every write: the optimistic lock each transition is conditioned on. */
   version: number;
+}
+
+/** One attempt as the job view shows it (API: `tasks[].attemptLog`). */
+export interface AttemptView {
+  attempt: number;
+  startedAt: string | null;
+  endedAt: string | null;
+  /** `retried`: failed and retried; `lost`: never reported back within its lease. */
+  outcome: 'running' | 'succeeded' | 'failed' | 'retried' | 'lost' | 'aborted';
+  error: TaskError | null;
+  retryDelaySeconds: number | null;
+}
+
+/**
+ * Every attempt of a task, oldest first: its records, and the attempt the task's own fields
+ * describe when it has none (a task done at its first attempt stores none; a running or aborted
+ * one has none yet). `dropped`: earlier attempts no longer kept.
+ */
+export function attemptLog(task: Task): { attempts: AttemptView[]; dropped: number } {
+  const tries = task.tries ?? [];
+  const last = tries.at(-1);
+  const attempts: AttemptView[] = tries.map((record) => ({
+    attempt: record.attempt,
+    startedAt: record.startedAt,
+    endedAt: record.endedAt,
+    outcome: !record.error
+      ? 'succeeded'
+      : record.retryDelaySeconds !== undefined
+        ? 'retried'
+        : record === last && task.status === 'FAILED'
+          ? 'failed'
+          : 'lost',
+    error: record.error ?? null,
+    retryDelaySeconds: record.retryDelaySeconds ?? null,
+  }));
+  if (task.attempts > 0 && (last?.attempt ?? 0) < task.attempts) {
+    const outcome =
+      task.status === 'RUNNING'
+        ? 'running'
+        : task.status === 'SUCCEEDED'
+          ? 'succeeded'
+          : task.status === 'FAILED'
+            ? 'failed'
+            : task.status === 'ABORTED'
+              ? 'aborted'
+              : undefined;
+    if (outcome) {
+      attempts.push({
+        attempt: task.attempts,
+        startedAt: task.lease?.since ?? (tries.length ? null : (task.startedAt ?? null)),
+        endedAt: task.status === 'RUNNING' ? null : (task.endedAt ?? null),
+        outcome,
+        error: outcome === 'failed' ? (task.error ?? null) : null,
+        retryDelaySeconds: null,
+      });
+    }
+  }
+  return { attempts, dropped: tries.length ? (tries[0] as AttemptRecord).attempt - 1 : 0 };
 }
 
 export interface Counts {

@@ -19,6 +19,8 @@ export interface JobStore {
   get(id: string): Promise<Job | undefined>;
   /** A strongly consistent read of a job of either kind. */
   read(id: string): Promise<AnyJob | undefined>;
+  /** An eventually consistent read (half the price): may miss a job written a moment ago. */
+  peek(id: string): Promise<AnyJob | undefined>;
   /** Writes `job` only if the stored version is still `expectedVersion`; false when another write won. */
   replace(job: AnyJob, expectedVersion: number): Promise<boolean>;
   /** Unfinished jobs (and batches whose outputs are not assembled yet) created before `createdBefore`. */

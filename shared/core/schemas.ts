@@ -137,8 +137,15 @@ export const taskReplySchema = z.discriminatedUnion('status', [
   }),
 ]);
 
-/** A work-queue message: which task of which job. Small on purpose: state lives in DynamoDB. */
-export const taskMessageSchema = z.strictObject({ jobId: z.string().min(1).max(128), task: z.number().int().min(0) });
+/**
+ * A work-queue message: which task of which job, and the ticket that lets it start an attempt
+ * (absent on messages from before tickets). Small on purpose: state lives in DynamoDB.
+ */
+export const taskMessageSchema = z.strictObject({
+  jobId: z.string().min(1).max(128),
+  task: z.number().int().min(0),
+  ticket: z.string().min(1).max(64).optional(),
+});
 export type TaskMessage = z.output<typeof taskMessageSchema>;
 
 /**

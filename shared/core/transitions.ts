@@ -1,6 +1,7 @@
 import { backoffDelay } from './backoff.js';
 import { InvalidStateError } from './errors.js';
-import { isTerminal, type Job, type Strategy, type Task, type TaskError } from './model.js';
+import { newTicket } from './ids.js';
+import { type AttemptRecord, isTerminal, type Job, type Strategy, type Task, type TaskError } from './model.js';
 import type { Processor } from './processors.js';
 
 /**
@@ -35,10 +36,39 @@ export const MAX_LATE_OUTCOMES = 5;
 /** Error messages are kept to this many characters: a job item must stay within DynamoDB's 400 KB. */
 export const MAX_ERROR_MESSAGE = 1024;
 
-function bounded(error: TaskError): TaskError {
-  return error.message.length > MAX_ERROR_MESSAGE
-    ? { ...error, message: `${error.message.slice(0, MAX_ERROR_MESSAGE - 1)}…` }
-    : error;
+/** Attempt records kept per task (the most recent), and the length of their error messages. */
+export const MAX_ATTEMPT_RECORDS = 20;
+export const MAX_RECORD_MESSAGE = 256;
+
+function bounded(error: TaskError, limit = MAX_ERROR_MESSAGE): TaskError {
+  return error.message.length > limit ? { ...error, message: `${error.message.slice(0, limit - 1)}…` } : error;
+}
+
+/**
+ * Records an attempt that ended. A task that ends on its first attempt records nothing (that
+ * attempt is the task's own times and error), so the common job's item does not grow; once a task
+ * has a record, every later attempt gets one too, its last included.
+ */
+function recordAttempt(task: Task, record: AttemptRecord, final: boolean): void {
+  if (final && !task.tries?.length && record.attempt <= 1) return;
+  const kept: AttemptRecord = {
+    ...record,
+    ...(record.error ? { error: bounded(record.error, MAX_RECORD_MESSAGE) } : {}),
+  };
+  task.tries = [...(task.tries ?? []), kept].slice(-MAX_ATTEMPT_RECORDS);
+}
+
+/** When the task's current attempt began. */
+function attemptStart(task: Task, fallback: Date): string {
+  return task.lease?.since ?? task.startedAt ?? fallback.toISOString();
+}
+
+/**
+ * Whether a delivery's message is the one its task waits for: the one to carry its next attempt.
+ * Tasks from before tickets existed take any message.
+ */
+export function holdsTicket(task: Task, delivery: { ticket?: string }): boolean {
+  return task.ticket === undefined || task.ticket === delivery.ticket;
 }
 
 function next(job: Job, now: Date): Job {
@@ -70,7 +100,7 @@ export function createJob(
       status: queued ? 'QUEUED' : 'PENDING',
       attempts: 0,
       input: task.input ?? null,
-      ...(queued ? { queuedAt: at } : {}),
+      ...(queued ? { queuedAt: at, ticket: newTicket() } : {}),
     };
   });
   const job: Job = {
@@ -93,10 +123,11 @@ export function createJob(
   return { job, enqueue: tasks.filter((t) => t.status === 'QUEUED').map((t) => t.index) };
 }
 
-/** One delivery of a task's message: its id (the lease) and when it was sent (epoch ms). */
+/** One delivery of a task's message: its id (the lease), when it was sent (epoch ms), its ticket. */
 export interface Delivery {
   messageId: string;
   sentAt?: number;
+  ticket?: string;
 }
 
 export type StartDecision =
@@ -116,6 +147,13 @@ export type StartDecision =
  * own message is held until the lease ends (deleting it would drop the lease), and any other
  * message is a duplicate and is dropped. A RETRYING task's message that comes back early is held
  * until its backoff is over.
+ *
+ * Only the message holding the task's ticket may start an attempt: an attempt's start is written
+ * only after its first second, so until then a second message would find nothing to stop it.
+ * `began`: the attempt already began under the ticket (its start or outcome is being written now),
+ * so the ticket is not asked for again. Should a resend have reissued it meanwhile, the resent
+ * message carries what follows (a retry, the next attempt after a lapsed lease): it waits for
+ * this attempt's lease, and this attempt's own message is done with once it reports.
  */
 export function startAttempt(
   job: Job,
@@ -124,18 +162,28 @@ export function startAttempt(
   processor: Processor,
   now: Date,
   leaseMarginSeconds = DEFAULT_LEASE_MARGIN_SECONDS,
+  began = false,
 ): StartDecision {
   const task = job.tasks[index];
   if (!task) return { action: 'drop', reason: 'no such task', enqueue: [] };
   if (isTerminal(job.status)) return { action: 'drop', reason: `job ${job.status}`, enqueue: [] };
   if (isTerminal(task.status)) {
-    return { action: 'drop', reason: `task ${task.status}`, enqueue: successorsToResend(job, index) };
+    // Only the task's own message coming back suggests its successor's send was lost.
+    const enqueue = holdsTicket(task, delivery) ? successorsToResend(job, index) : [];
+    return { action: 'drop', reason: `task ${task.status}`, enqueue };
   }
   if (task.status === 'PENDING') return { action: 'drop', reason: 'task not yet due', enqueue: [] };
+  if (!began && !holdsTicket(task, delivery)) {
+    return { action: 'drop', reason: 'duplicate (not the message the task waits for)', enqueue: [] };
+  }
   if (task.status === 'RUNNING' && task.lease) {
     const remainingMs = Date.parse(task.lease.until) - now.getTime();
     if (remainingMs > 0) {
       if (task.lease.messageId !== delivery.messageId) {
+        // A resend's message (the ticket was reissued under a live attempt) waits for it to end.
+        if (task.ticket !== undefined) {
+          return { action: 'hold', delaySeconds: Math.ceil(remainingMs / 1000), reason: 'an earlier lease still live' };
+        }
         return { action: 'drop', reason: 'duplicate of a live attempt', enqueue: [] };
       }
       return { action: 'hold', delaySeconds: Math.ceil(remainingMs / 1000), reason: 'lease still live' };
@@ -152,16 +200,21 @@ export function startAttempt(
       task.status === 'RUNNING'
         ? `attempt ${task.attempts} did not report back within its lease`
         : (task.error?.message ?? 'attempts exhausted');
-    return { action: 'settle', ...finishTask(job, index, 'FAILED', now, { error: { kind, message } }) };
+    const settled = finishTask(job, index, 'FAILED', now, { error: { kind, message } });
+    if (task.status === 'RUNNING') recordAttempt(settled.job.tasks[index] as Task, lost(task, now), true);
+    return { action: 'settle', ...settled };
   }
   const updated = next(job, now);
   const running = updated.tasks[index] as Task;
+  // A lapsed lease: its attempt never reported back and counts as lost.
+  if (task.status === 'RUNNING') recordAttempt(running, lost(task, now), false);
   running.status = 'RUNNING';
   running.attempts += 1;
   running.startedAt ??= now.toISOString();
   running.lease = {
     messageId: delivery.messageId,
     until: seconds(now, processor.timeoutSeconds + leaseMarginSeconds),
+    since: now.toISOString(),
   };
   delete running.retryAt;
   if (updated.status === 'PENDING') {
@@ -169,6 +222,17 @@ export function startAttempt(
     updated.startedAt = now.toISOString();
   }
   return { action: 'run', job: updated, attempt: running.attempts };
+}
+
+/** The record of a RUNNING task's attempt whose lease lapsed without a report. */
+function lost(task: Task, now: Date): AttemptRecord {
+  const until = task.lease?.until ?? now.toISOString();
+  return {
+    attempt: task.attempts,
+    startedAt: attemptStart(task, now),
+    endedAt: until < now.toISOString() ? until : now.toISOString(),
+    error: { kind: 'timeout', message: 'did not report back within its lease' },
+  };
 }
 
 /** In a sequential job, the task after a succeeded one is QUEUED; its message may have been lost. */
@@ -222,48 +286,64 @@ export function completeAttempt(
   // two deliveries that never wrote their start could otherwise share a number.
   const otherLease = messageId !== undefined && task.lease !== undefined && task.lease.messageId !== messageId;
   if (isTerminal(job.status) || task.status !== 'RUNNING' || task.attempts !== attempt || otherLease) {
-    const superseded = task.attempts !== attempt || otherLease;
-    if ((task.late?.length ?? 0) >= MAX_LATE_OUTCOMES || task.late?.some((l) => l.attempt === attempt)) {
-      return { applied: false, job: undefined, reason: 'stale attempt (already recorded)', superseded };
-    }
-    const updated = next(job, now);
-    const late = updated.tasks[index] as Task;
-    late.late = [
-      ...(late.late ?? []),
-      {
-        attempt,
-        at: now.toISOString(),
-        status: outcome.status,
-        ...(outcome.status === 'error' ? { error: bounded(outcome.error) } : {}),
-      },
-    ];
-    return {
-      applied: false,
-      job: updated,
-      reason: `stale attempt ${attempt} (task ${task.status}, attempt ${task.attempts})`,
-      superseded,
-    };
+    return lateOutcome(job, index, attempt, outcome, now, task.attempts !== attempt || otherLease);
   }
+  const record: AttemptRecord = { attempt, startedAt: attemptStart(task, now), endedAt: now.toISOString() };
   if (outcome.status === 'ok') {
     const done = finishTask(job, index, 'SUCCEEDED', now, { result: outcome.result });
+    recordAttempt(done.job.tasks[index] as Task, record, true);
     appendLog(done.job.tasks[index] as Task, outcome.log, now);
     return { applied: true, ...done };
   }
   const retry = outcome.retryable && attempt < processor.maxAttempts;
   if (!retry) {
     const done = finishTask(job, index, 'FAILED', now, { error: outcome.error });
+    recordAttempt(done.job.tasks[index] as Task, { ...record, error: outcome.error }, true);
     appendLog(done.job.tasks[index] as Task, outcome.log, now);
     return { applied: true, ...done };
   }
   const delay = backoffDelay(processor.backoff, attempt, random);
   const updated = next(job, now);
   const retrying = updated.tasks[index] as Task;
+  recordAttempt(retrying, { ...record, error: outcome.error, retryDelaySeconds: delay }, false);
   retrying.status = 'RETRYING';
   retrying.error = bounded(outcome.error);
   retrying.retryAt = seconds(now, delay);
   delete retrying.lease;
   appendLog(retrying, outcome.log, now);
   return { applied: true, job: updated, enqueue: [], retryDelaySeconds: delay };
+}
+
+/** An outcome that no longer counts: kept as history (once per attempt, a few per task). */
+function lateOutcome(
+  job: Job,
+  index: number,
+  attempt: number,
+  outcome: AttemptOutcome,
+  now: Date,
+  superseded: boolean,
+): CompleteResult {
+  const task = job.tasks[index] as Task;
+  if ((task.late?.length ?? 0) >= MAX_LATE_OUTCOMES || task.late?.some((l) => l.attempt === attempt)) {
+    return { applied: false, job: undefined, reason: 'stale attempt (already recorded)', superseded };
+  }
+  const updated = next(job, now);
+  const late = updated.tasks[index] as Task;
+  late.late = [
+    ...(late.late ?? []),
+    {
+      attempt,
+      at: now.toISOString(),
+      status: outcome.status,
+      ...(outcome.status === 'error' ? { error: bounded(outcome.error) } : {}),
+    },
+  ];
+  return {
+    applied: false,
+    job: updated,
+    reason: `stale attempt ${attempt} (task ${task.status}, attempt ${task.attempts})`,
+    superseded,
+  };
 }
 
 /** Ends a task and lets the job's strategy decide what follows. */
@@ -302,6 +382,7 @@ function advance(job: Job, index: number, now: Date): number[] {
       if (successor) {
         successor.status = 'QUEUED';
         successor.queuedAt = at;
+        successor.ticket = newTicket();
         return [successor.index];
       }
       endJob(job, 'SUCCEEDED', at);
@@ -366,10 +447,13 @@ export function poisonTask(
   now: Date,
   reason: string,
   messageId?: string,
+  ticket?: string,
 ): Transition | undefined {
   const task = job.tasks[index];
   // A PENDING task has no message yet, so a dead letter cannot be about it.
   if (!task || isTerminal(job.status) || isTerminal(task.status) || task.status === 'PENDING') return undefined;
+  // A duplicate's dead letter: the message the task waits for is still about and decides.
+  if (ticket !== undefined && !holdsTicket(task, { ticket })) return undefined;
   const liveLease = task.lease && Date.parse(task.lease.until) > now.getTime();
   if (task.status === 'RUNNING' && liveLease && messageId !== undefined && task.lease?.messageId !== messageId) {
     return undefined;
@@ -382,6 +466,26 @@ export function failTask(job: Job, index: number, now: Date, error: TaskError): 
   const task = job.tasks[index];
   if (!task || isTerminal(job.status) || isTerminal(task.status)) return undefined;
   return finishTask(job, index, 'FAILED', now, { error });
+}
+
+/**
+ * A resend (the sweeper's, or the repair of a send lost to a crash): the tasks get new tickets and
+ * the caller sends their messages, so any earlier message of theirs still about is a duplicate
+ * from now on. A RUNNING task keeps its ticket while its lease is live (its holder reports back).
+ * The caller delays the new messages past an attempt's unwritten first second: an old message
+ * that began just before still gets to write its start (and take its ticket back) first.
+ */
+export function reissueTickets(job: Job, indexes: readonly number[], now: Date): Transition | undefined {
+  if (isTerminal(job.status)) return undefined;
+  const due = indexes.filter((i) => {
+    const task = job.tasks[i];
+    if (!task || isTerminal(task.status) || task.status === 'PENDING') return false;
+    return !(task.status === 'RUNNING' && task.lease && Date.parse(task.lease.until) > now.getTime());
+  });
+  if (due.length === 0) return undefined;
+  const updated = next(job, now);
+  for (const i of due) (updated.tasks[i] as Task).ticket = newTicket();
+  return { job: updated, enqueue: due };
 }
 
 /**
@@ -408,7 +512,8 @@ export function strandedTasks(job: Job, now: Date, graceSeconds: number): number
  * change). Its start is applied now, as of when it began, and its outcome at once, on the job as
  * it is now: if the task is no longer this delivery's to run, the outcome is only kept as history.
  * An attempt whose worker died before writing its start leaves no trace, so it is not counted;
- * the queue's redrive bounds how often that can happen.
+ * the queue's redrive bounds how often that can happen. `ranAs`: the attempt number the processor
+ * was given, under which a late outcome is kept.
  */
 export function completeUnrecorded(
   job: Job,
@@ -420,8 +525,9 @@ export function completeUnrecorded(
   now: Date,
   leaseMarginSeconds = DEFAULT_LEASE_MARGIN_SECONDS,
   random: () => number = Math.random,
+  ranAs?: number,
 ): CompleteResult & { attempt?: number } {
-  const start = startAttempt(job, index, delivery, processor, startedAt, leaseMarginSeconds);
+  const start = startAttempt(job, index, delivery, processor, startedAt, leaseMarginSeconds, true);
   if (start.action === 'run') {
     const result = completeAttempt(
       start.job,
@@ -439,38 +545,45 @@ export function completeUnrecorded(
   }
   const task = job.tasks[index];
   if (!task) return { applied: false, job: undefined, reason: 'no such task', superseded: false };
-  // Not ours any more: record as a late outcome of the attempt it would have been.
-  return completeAttempt(job, index, task.attempts + 1, outcome, processor, now, random, delivery.messageId);
+  // Not ours any more (say the job was aborted meanwhile): a late outcome of the attempt it ran as,
+  // which did run, so the task counts it. Never applied: whatever lease the task has, this run
+  // did not write it (even one under the same message id is another delivery's).
+  const attempt = ranAs ?? task.attempts + 1;
+  const late = lateOutcome(job, index, attempt, outcome, now, task.attempts !== attempt || task.lease !== undefined);
+  const lateTask = late.job?.tasks[index];
+  if (lateTask && lateTask.attempts < attempt) lateTask.attempts = attempt;
+  return late;
 }
 
 /**
  * After a restart that lost every message and every worker (the local queues keep nothing): each
  * unfinished task is resumed now. A live lease means nothing once its worker is gone, so it is
- * lapsed — the re-sent message then starts attempt n+1, which fences n should it ever report.
- * Returns the tasks to send again (and how long a retrying one still waits), and the job to write
- * when a lease had to be lapsed.
+ * lapsed — the re-sent message then starts attempt n+1, which fences n should it ever report — and
+ * every unfinished task gets a new ticket for the message sent now. Returns the job to write and
+ * the tasks to send (with how long a retrying one still waits).
  */
 export function resumeAfterRestart(
   job: Job,
   now: Date,
-): { job?: Job; send: { index: number; delaySeconds: number }[] } {
-  if (isTerminal(job.status)) return { send: [] };
-  const live = job.tasks.filter(
-    (task) => task.status === 'RUNNING' && task.lease && Date.parse(task.lease.until) > now.getTime(),
-  );
-  const written = live.length > 0 ? next(job, now) : undefined;
-  for (const task of live) {
-    const lease = (written as Job).tasks[task.index]!.lease!;
-    lease.until = now.toISOString();
+): { job: Job; send: { index: number; delaySeconds: number }[] } | undefined {
+  if (isTerminal(job.status)) return undefined;
+  const lapsed = structuredClone(job);
+  for (const task of lapsed.tasks) {
+    if (task.status === 'RUNNING' && task.lease && Date.parse(task.lease.until) > now.getTime()) {
+      task.lease.until = now.toISOString();
+    }
   }
-  const send = job.tasks
+  const unfinished = lapsed.tasks
     .filter((task) => task.status === 'QUEUED' || task.status === 'RETRYING' || task.status === 'RUNNING')
-    .map((task) => ({
-      index: task.index,
-      delaySeconds:
-        task.status === 'RETRYING' && task.retryAt
-          ? Math.max(0, Math.ceil((Date.parse(task.retryAt) - now.getTime()) / 1000))
-          : 0,
-    }));
-  return { ...(written ? { job: written } : {}), send };
+    .map((task) => task.index);
+  const reissued = reissueTickets(lapsed, unfinished, now);
+  if (!reissued) return undefined;
+  return {
+    job: reissued.job,
+    send: reissued.enqueue.map((index) => {
+      const task = reissued.job.tasks[index] as Task;
+      const wait = task.status === 'RETRYING' && task.retryAt ? Date.parse(task.retryAt) - now.getTime() : 0;
+      return { index, delaySeconds: Math.max(0, Math.ceil(wait / 1000)) };
+    }),
+  };
 }

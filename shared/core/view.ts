@@ -1,11 +1,12 @@
-import { countTasks, type Job, progress } from './model.js';
+import { attemptLog, countTasks, type Job, progress } from './model.js';
 import type { Caller } from './owners.js';
 import { type PayloadStore, taskResult } from './ports.js';
 
 /**
  * The job as API.md shows it. Internal fields (version, request hash, leases) stay inside; large
  * values come back from S3 so callers never see a reference. `history` lists outcomes that arrived
- * too late to count (a stale attempt, or after an abort).
+ * too late to count (a stale attempt, or after an abort); `attemptLog` every attempt and how it
+ * went (the last MAX_ATTEMPT_RECORDS; `attemptsDropped` counts the earlier ones).
  */
 export async function toJobView(job: Job, payloads: PayloadStore) {
   return {
@@ -25,6 +26,7 @@ export async function toJobView(job: Job, payloads: PayloadStore) {
         endedAt: task.endedAt ?? null,
         ...(task.retryAt ? { retryAt: task.retryAt } : {}),
         history: task.late ?? [],
+        ...(({ attempts, dropped }) => ({ attemptLog: attempts, attemptsDropped: dropped }))(attemptLog(task)),
       })),
     ),
   };

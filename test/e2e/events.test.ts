@@ -63,7 +63,10 @@ describe("a job's update log", () => {
       ['task.succeeded', t0],
       ['task.queued', t1],
       ['task.started', t1],
+      ['task.attempt_failed', t1],
+      ['task.retry_scheduled', t1],
       ['task.log', t1],
+      ['task.started', t1],
       ['task.log', t1],
       ['task.succeeded', t1],
       ['task.queued', t2],
@@ -78,6 +81,47 @@ describe("a job's update log", () => {
       ['info', 'posted 3 entries', { entries: 3 }],
     ]);
     expect(log.find((e) => e.type === 'task.succeeded' && e.taskId === t1).data).toMatchObject({ attempts: 2 });
+    expect(log.find((e) => e.type === 'task.attempt_failed').data).toMatchObject({
+      attempt: 1,
+      error: { code: 'BUSY', message: 'try later' },
+    });
+    expect(log.find((e) => e.type === 'task.retry_scheduled').data).toMatchObject({ attempt: 1, retryDelaySeconds: 1 });
+  });
+
+  it('keeps every attempt of a task that succeeded on its third, in the log and the view', async () => {
+    const job = await api.run({ type: 'events', tasks: [{ processor: 'demo.flaky', input: { failTimes: 2 } }] });
+    expect(job.status).toBe('SUCCEEDED');
+    const task: Any = job.tasks[0];
+    expect(task.attempts).toBe(3);
+    expect(task.attemptsDropped).toBe(0);
+    expect(task.attemptLog.map((a: Any) => [a.attempt, a.outcome, a.error === null, a.retryDelaySeconds])).toEqual([
+      [1, 'retried', false, 1],
+      [2, 'retried', false, 1],
+      [3, 'succeeded', true, null],
+    ]);
+    for (const a of task.attemptLog) expect(a.startedAt <= a.endedAt).toBe(true);
+    const log = await events(job.id);
+    expect(log.filter((e) => e.taskId === task.id).map((e) => [e.type, e.data?.attempt ?? null])).toEqual([
+      ['task.queued', null],
+      ['task.started', 1],
+      ['task.attempt_failed', 1],
+      ['task.retry_scheduled', 1],
+      ['task.started', 2],
+      ['task.attempt_failed', 2],
+      ['task.retry_scheduled', 2],
+      ['task.started', 3],
+      ['task.succeeded', null],
+    ]);
+  });
+
+  it('shows a one-attempt task as one attempt without storing a record for it', async () => {
+    const job = await api.run({ type: 'events', tasks: [{ processor: 'demo.echo', input: 1 }] });
+    expect(job.tasks[0]).toMatchObject({
+      attempts: 1,
+      attemptsDropped: 0,
+      attemptLog: [{ attempt: 1, outcome: 'succeeded', error: null, retryDelaySeconds: null }],
+    });
+    expect(job.tasks[0]?.attemptLog[0]?.startedAt).toBe(job.tasks[0]?.startedAt);
   });
 
   it("tells an aborted job's story, and answers 404 for an unknown job", async () => {

@@ -135,13 +135,16 @@ describe('a zombie worker against the real store', () => {
       recordStartAfterMs: 0,
     });
     const { job } = await engine.submit({ type: 'zombie', tasks: [{ processor: 'p', input: 'x' }] }, 'o');
-    const zombie = engine.runTask({ jobId: job.id, task: 0 }, { messageId: 'm1' });
+    // The task's message as the submit sent it (with the ticket the task waits for).
+    const message = sent[0] as { jobId: string; task: number; ticket: string };
+    expect(message).toMatchObject({ jobId: job.id, task: 0 });
+    const zombie = engine.runTask(message, { messageId: 'm1' });
     await new Promise((r) => setTimeout(r, 200));
     expect((await store.get(job.id))?.tasks[0]).toMatchObject({ status: 'RUNNING', attempts: 1 });
 
     // The lease lapses (the worker looks dead) and the message comes back: attempt 2.
     now += 66_000;
-    expect(await engine.runTask({ jobId: job.id, task: 0 }, { messageId: 'm1' })).toEqual({ kind: 'done' });
+    expect(await engine.runTask(message, { messageId: 'm1' })).toEqual({ kind: 'done' });
     // The zombie wakes up and reports success for attempt 1.
     releases[0]?.({ status: 'ok', result: { by: 1 } });
     expect(await zombie).toEqual({ kind: 'keep' });
