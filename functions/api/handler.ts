@@ -143,9 +143,11 @@ const routes: Record<string, Route> = {
 
   'POST /v1/jobs/{id}/rows': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
+    // Wiring first: it sets the schemas' depth limit (MAX_JSON_DEPTH) the rows are held to.
+    const { batches } = wiring('api', log);
     const { rows, idempotencyKey } = parseOrThrow(appendRowsSchema, event.json, 'Rows');
     const key = idempotencyKeyOf(headerKey(event), idempotencyKey);
-    return json(200, await wiring('api', log).batches.append(jobId(event), rows, key));
+    return json(200, await batches.append(jobId(event), rows, key));
   },
 
   'GET /v1/jobs/{id}/rows': async (event) => {

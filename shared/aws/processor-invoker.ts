@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
+import { depthMessage, nestsDeeperThan } from '../core/json-depth.js';
 import type { TaskError } from '../core/model.js';
 import type { ChunkCall, ChunkRequest, ProcessorInvoker, TaskRequest } from '../core/ports.js';
 import type { Processor } from '../core/processors.js';
@@ -58,7 +59,9 @@ export class TargetInvoker implements ProcessorInvoker {
     const call = await this.call(processor, request, signal);
     if (call.status === 'error') return call;
     // A Lambda replies by the contract's envelope; an HTTP 2xx body is the result itself.
-    return processor.target.type === 'lambda' ? classifyReply(call.reply) : { status: 'ok', result: call.reply };
+    if (processor.target.type === 'lambda') return classifyReply(call.reply);
+    if (nestsDeeperThan(call.reply)) return crash(`processor reply ${depthMessage()}`);
+    return { status: 'ok', result: call.reply };
   }
 
   /** A chunk's reply is read against its rows by the batch engine; here it is only fetched. */

@@ -3,6 +3,7 @@ import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { BatchEngine } from '../core/batch-engine.js';
 import { JobEngine } from '../core/engine.js';
 import { Finder } from '../core/find.js';
+import { DEFAULT_MAX_JSON_DEPTH, setMaxJsonDepth } from '../core/json-depth.js';
 import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
 import { Cursors } from '../core/search.js';
@@ -75,6 +76,8 @@ export function wiringFromEnv(
   log?: ConstructorParameters<typeof JobEngine>[0]['log'],
 ): Wiring {
   const { doc, sqs, s3, lambda } = clients();
+  // The schemas' depth limit is module state of the core; every function sets it here, at cold start.
+  setMaxJsonDepth(env.MAX_JSON_DEPTH ? Number(env.MAX_JSON_DEPTH) : DEFAULT_MAX_JSON_DEPTH);
   const payloads = new S3PayloadStore(
     s3,
     required(env, resourceEnv.bucket('data')),
@@ -134,7 +137,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|JOB_RETENTION|SEARCH_INDEX)/.test(
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|JOB_RETENTION|SEARCH_INDEX|MAX_JSON_DEPTH$)/.test(
           variable,
         ),
       )

@@ -37,6 +37,7 @@ import {
   ValidationError,
 } from './errors.js';
 import { jobIdForKey, newJobId, requestHash } from './ids.js';
+import { depthMessage, nestsDeeperThan } from './json-depth.js';
 import { isTerminal, type TaskError } from './model.js';
 import {
   type AnyJob,
@@ -399,7 +400,9 @@ export class BatchEngine {
     const from = resume && { part: resume.part, byte: resume.byte, fileLine: resume.fileLine };
     for await (const { input, invalid, at } of this.deps.files.rows(parts, from)) {
       line++;
-      yield { row: invalid !== undefined ? { line, invalid } : { line, input }, at };
+      // A file's row is checked like an inline one: nested too deep, no chunk message could carry it.
+      const refused = invalid ?? (nestsDeeperThan(input) ? `line ${line}: the row ${depthMessage()}` : undefined);
+      yield { row: refused !== undefined ? { line, invalid: refused } : { line, input }, at };
     }
   }
 

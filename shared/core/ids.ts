@@ -36,16 +36,45 @@ export function taskId(jobId: string, index: number): string {
   return `${jobId}.${index}`;
 }
 
-/** JSON with sorted keys, so equal requests hash equally whatever their key order. */
+/**
+ * JSON with sorted keys, so equal requests hash equally whatever their key order. Written with a
+ * work list rather than recursion: a request is hashed before anything else may refuse it, so no
+ * nesting it holds may overflow the stack here. Its output is the one request hashes were always
+ * made of (a stored job's hash must still match its replay).
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  const out: string[] = [];
+  // Each item is a value still to write, or (boxed) text to write as it is: commas, keys, closers.
+  const todo: ({ text: string } | { value: unknown })[] = [{ value }];
+  for (let item = todo.pop(); item !== undefined; item = todo.pop()) {
+    if ('text' in item) {
+      out.push(item.text);
+      continue;
+    }
+    const next = item.value;
+    if (Array.isArray(next)) {
+      out.push('[');
+      todo.push({ text: ']' });
+      for (let i = next.length - 1; i >= 0; i--) {
+        todo.push({ value: next[i] });
+        if (i > 0) todo.push({ text: ',' });
+      }
+    } else if (next && typeof next === 'object') {
+      const entries = Object.entries(next as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      out.push('{');
+      todo.push({ text: '}' });
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, v] = entries[i] as [string, unknown];
+        todo.push({ value: v });
+        todo.push({ text: `${i > 0 ? ',' : ''}${JSON.stringify(key)}:` });
+      }
+    } else {
+      out.push(JSON.stringify(next ?? null));
+    }
   }
-  return JSON.stringify(value ?? null);
+  return out.join('');
 }
 
 export function requestHash(value: unknown): string {

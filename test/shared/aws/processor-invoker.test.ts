@@ -36,6 +36,8 @@ beforeAll(async () => {
           return reply(429, '{}');
         case '/broken':
           return reply(503, 'down');
+        case '/deep':
+          return reply(200, `${'['.repeat(100_000)}${']'.repeat(100_000)}`);
         case '/slow':
           return void setTimeout(() => reply(200, '{}'), 3000);
         default:
@@ -89,6 +91,11 @@ describe('HTTP processors', () => {
     expect(await call('/busy')).toMatchObject({ error: { kind: 'crash', message: 'HTTP 429' }, retryable: true });
     expect(await call('/broken')).toMatchObject({ error: { kind: 'crash', message: 'HTTP 503' }, retryable: true });
     expect(await call('/slow', true, 300)).toMatchObject({ error: { kind: 'timeout' }, retryable: true });
+    expect(await call('/deep')).toEqual({
+      status: 'error',
+      error: { kind: 'crash', message: 'processor reply must nest at most 64 levels deep' },
+      retryable: true,
+    });
   });
 });
 
@@ -241,7 +248,18 @@ describe('Lambda processor replies', () => {
       error: { kind: 'error', code: 'C', message: 'm' },
       retryable: true,
     });
-    for (const reply of [null, 'hello', 42, {}, { status: 'done' }, { status: 'error', error: 'x' }]) {
+    const deep = (depth: number) => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);
+    for (const reply of [
+      null,
+      'hello',
+      42,
+      {},
+      { status: 'done' },
+      { status: 'error', error: 'x' },
+      { status: 'ok', result: deep(65) },
+      { status: 'ok', result: deep(100_000) },
+      { status: 'ok', result: 1, log: [{ message: 'm', data: { d: deep(2500) } }] },
+    ]) {
       expect(classifyReply(reply)).toMatchObject({ status: 'error', error: { kind: 'crash' }, retryable: true });
     }
   });
@@ -257,6 +275,12 @@ describe('processors end to end', () => {
           target: { type: 'http', url: `${base}/ok`, secretEnv: 'HOOK_SECRET', allowPrivateNetwork: true },
           timeoutSeconds: 5,
           maxAttempts: 1,
+        },
+        'test.deep': {
+          target: { type: 'http', url: `${base}/deep`, secretEnv: 'HOOK_SECRET', allowPrivateNetwork: true },
+          timeoutSeconds: 5,
+          maxAttempts: 2,
+          backoff: { type: 'fixed', delaySeconds: 0 },
         },
         'test.badreply': {
           target: { type: 'lambda', functionName: 'bad-reply' },
@@ -276,6 +300,13 @@ describe('processors end to end', () => {
     const api = apiClient(stack);
     const http = await api.run({ type: 'hook', tasks: [{ processor: 'test.http', input: { k: 'v' } }] });
     expect(http.tasks[0]).toMatchObject({ status: 'SUCCEEDED', result: { echoed: { k: 'v' } } });
+    // A reply too deep to copy is that attempt's crash: the job goes on to fail, not stay PENDING.
+    const deep = await api.run({ type: 'deep', tasks: [{ processor: 'test.deep' }] });
+    expect(deep.tasks[0]).toMatchObject({
+      status: 'FAILED',
+      attempts: 2,
+      error: { kind: 'crash', message: 'processor reply must nest at most 64 levels deep' },
+    });
     const bad = await api.run({ type: 'bad', tasks: [{ processor: 'test.badreply' }] });
     expect(bad.tasks[0]).toMatchObject({
       status: 'FAILED',
