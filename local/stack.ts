@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { demoProcessors } from '../examples/processors/local.js';
 import { createClients } from '../shared/aws/clients.js';
 import type { ProcessorConfig } from '../shared/core/processors.js';
@@ -134,6 +137,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
     const demo = (options.demo ?? true) ? demoProcessors(stage) : { functions: [], processors: {} };
     vars.PROCESSORS = JSON.stringify({ ...demo.processors, ...options.processors });
+    // Cursors signed under `npm start` with kept state must survive a restart, as the jobs do.
+    if (options.stateDir && !env.CURSOR_KEY && !env.CURSOR_SECRET_ARN)
+      vars.CURSOR_KEY = stateCursorKey(options.stateDir);
     Object.assign(vars, options.handlerEnv);
     if (cloud.mode === 'embedded' || !env.AWS_ACCESS_KEY_ID) {
       Object.assign(vars, {
@@ -238,6 +244,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await runAll(stopping);
     throw error;
   }
+}
+
+/**
+ * The cursor key kept in a state folder: made at random the first time, owner-readable only. A
+ * state folder belongs to one person's machine, so it holds the key as it holds the data.
+ */
+export function stateCursorKey(stateDir: string): string {
+  const file = join(stateDir, 'cursor-key');
+  mkdirSync(stateDir, { recursive: true });
+  try {
+    writeFileSync(file, randomBytes(32).toString('base64url'), { flag: 'wx', mode: 0o600 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return readFileSync(file, 'utf8').trim();
 }
 
 /** Sets (or, for undefined, removes) variables; returns the step that puts the old values back. */

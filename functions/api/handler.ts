@@ -32,9 +32,11 @@ function cursors() {
   return wiring('api', log).finder.cursors;
 }
 
+/** Where a page of events goes on: this index in the job's events. */
+const eventsCursorSchema = z.strictObject({ e: z.number().int().min(0) });
+
 async function eventsCursor(cursor: string, id: string): Promise<number> {
-  const { e } = await cursors().open<{ e: number }>(cursor, `events|${id}`);
-  return Number.isInteger(e) && e >= 0 ? e : 0;
+  return (await cursors().open(cursor, `events|${id}`, eventsCursorSchema)).e;
 }
 
 const rowsQuery = z.strictObject({

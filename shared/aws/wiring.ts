@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { BatchEngine } from '../core/batch-engine.js';
 import { JobEngine } from '../core/engine.js';
@@ -52,15 +52,20 @@ function retentionByType(env: NodeJS.ProcessEnv): Record<string, number> {
 }
 
 /**
- * The key that signs cursors: `CURSOR_KEY`, or the Secrets Manager secret `CURSOR_SECRET_ARN`
- * names (the CDK stack generates one; Powertools caches it for five minutes); otherwise one derived
- * from the table's name, stable across restarts but only as secret as that name — fine on a laptop.
+ * A key for this process alone, when none is configured: cursors then last as long as the process
+ * (the local stack runs every function in one process, and `npm start` with kept state sets
+ * CURSOR_KEY from its state folder instead). Never derived from anything guessable.
  */
-function cursorKey(env: NodeJS.ProcessEnv, table: string): () => Promise<string> {
-  const fallback = createHash('sha256').update(`cursor:${table}`).digest('base64url');
+const processCursorKey = randomBytes(32).toString('base64url');
+
+/**
+ * The key that signs cursors: `CURSOR_KEY`, or the Secrets Manager secret `CURSOR_SECRET_ARN`
+ * names (the CDK stack generates one; Powertools caches it for five minutes), else this process's own.
+ */
+function cursorKey(env: NodeJS.ProcessEnv): () => Promise<string> {
   return async () => {
     if (env.CURSOR_KEY) return env.CURSOR_KEY;
-    if (!env.CURSOR_SECRET_ARN) return fallback;
+    if (!env.CURSOR_SECRET_ARN) return processCursorKey;
     const value = await getSecret(env.CURSOR_SECRET_ARN, { maxAge: 300 });
     if (typeof value !== 'string' || value === '') throw new Error('The cursor key secret is empty');
     return value;
@@ -94,7 +99,7 @@ export function wiringFromEnv(
   const queue = new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work')));
   const invoker = new TargetInvoker(lambda, env);
   const leaseMarginSeconds = positiveNumber(env.LEASE_MARGIN_SECONDS, 10);
-  const cursors = new Cursors(cursorKey(env, table));
+  const cursors = new Cursors(cursorKey(env));
   const batches = new BatchEngine({
     store,
     tallies: new DynamoTallyStore(doc, table, retentionDays),
