@@ -36,45 +36,50 @@ export function taskId(jobId: string, index: number): string {
   return `${jobId}.${index}`;
 }
 
+/** An array or object being written: its members in order, their keys (objects), what is written so far. */
+interface Open {
+  members: unknown[];
+  keys: string[] | undefined;
+  parts: string[];
+}
+
+/** A scalar's text, or a container to open. */
+function open(value: unknown): Open | string {
+  if (Array.isArray(value)) return { members: value, keys: undefined, parts: [] };
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return { members: entries.map(([, v]) => v), keys: entries.map(([k]) => JSON.stringify(k)), parts: [] };
+  }
+  return JSON.stringify(value ?? null);
+}
+
 /**
- * JSON with sorted keys, so equal requests hash equally whatever their key order. Written with a
- * work list rather than recursion: a request is hashed before anything else may refuse it, so no
- * nesting it holds may overflow the stack here. Its output is the one request hashes were always
- * made of (a stored job's hash must still match its replay).
+ * JSON with sorted keys, so equal requests hash equally whatever their key order. Built with a
+ * stack of its own rather than recursion, so no nesting overflows it; it writes exactly what the
+ * recursive form did (a stored job's request hash must still match its replay), about as fast.
  */
 export function canonicalJson(value: unknown): string {
-  const out: string[] = [];
-  // Each item is a value still to write, or (boxed) text to write as it is: commas, keys, closers.
-  const todo: ({ text: string } | { value: unknown })[] = [{ value }];
-  for (let item = todo.pop(); item !== undefined; item = todo.pop()) {
-    if ('text' in item) {
-      out.push(item.text);
+  const root = open(value);
+  if (typeof root === 'string') return root;
+  const stack: Open[] = [root];
+  for (;;) {
+    const top = stack[stack.length - 1] as Open;
+    const index = top.parts.length;
+    if (index < top.members.length) {
+      const member = open(top.members[index]);
+      if (typeof member !== 'string') stack.push(member);
+      else top.parts.push(top.keys ? `${top.keys[index]}:${member}` : member);
       continue;
     }
-    const next = item.value;
-    if (Array.isArray(next)) {
-      out.push('[');
-      todo.push({ text: ']' });
-      for (let i = next.length - 1; i >= 0; i--) {
-        todo.push({ value: next[i] });
-        if (i > 0) todo.push({ text: ',' });
-      }
-    } else if (next && typeof next === 'object') {
-      const entries = Object.entries(next as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      out.push('{');
-      todo.push({ text: '}' });
-      for (let i = entries.length - 1; i >= 0; i--) {
-        const [key, v] = entries[i] as [string, unknown];
-        todo.push({ value: v });
-        todo.push({ text: `${i > 0 ? ',' : ''}${JSON.stringify(key)}:` });
-      }
-    } else {
-      out.push(JSON.stringify(next ?? null));
-    }
+    stack.pop();
+    const text = top.keys ? `{${top.parts.join(',')}}` : `[${top.parts.join(',')}]`;
+    const parent = stack[stack.length - 1];
+    if (!parent) return text;
+    const at = parent.parts.length;
+    parent.parts.push(parent.keys ? `${parent.keys[at]}:${text}` : text);
   }
-  return out.join('');
 }
 
 export function requestHash(value: unknown): string {
