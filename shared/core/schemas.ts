@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MAX_CHUNK_SIZE, MAX_CONTEXT_BYTES } from './batch.js';
 import { type ErrorDetail, ValidationError } from './errors.js';
-import { jsonValue, shallow } from './json-depth.js';
+import { jsonValue, shallow, shallowMembers } from './json-depth.js';
 
 /**
  * The schemas of every input from outside: HTTP bodies and queries, queue messages, processor
@@ -53,7 +53,7 @@ export const MAX_INLINE_ROWS = 100_000;
 const batchSchema = z
   .strictObject({
     processor: processorName,
-    rows: z.array(jsonValue).max(MAX_INLINE_ROWS).optional(),
+    rows: shallowMembers(z.array(z.unknown()).max(MAX_INLINE_ROWS)).optional(),
     input: z
       .strictObject({
         bucket: z
@@ -102,7 +102,7 @@ export type SubmitBatch = z.output<typeof submitBatchSchema>;
 
 /** `POST /v1/jobs/{id}/rows`. */
 export const appendRowsSchema = z.strictObject({
-  rows: z.array(jsonValue).min(1).max(MAX_INLINE_ROWS),
+  rows: shallowMembers(z.array(z.unknown()).min(1).max(MAX_INLINE_ROWS)),
   idempotencyKey: idempotencyKeySchema.optional(),
 });
 

@@ -5,7 +5,7 @@ import {
   nestsDeeperThan,
   setMaxJsonDepth,
 } from '../../../shared/core/json-depth.js';
-import { parseOrThrow, submitTasksSchema } from '../../../shared/core/schemas.js';
+import { appendRowsSchema, parseOrThrow, submitTasksSchema } from '../../../shared/core/schemas.js';
 
 const nested = (depth: number): unknown => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);
 
@@ -30,6 +30,13 @@ describe('JSON depth', () => {
 
   it('answers for any depth without recursion', () => {
     expect(nestsDeeperThan(nested(1_000_000), 64)).toBe(true);
+  });
+
+  it('names only the first row too deep, however many there are', () => {
+    const rows = [1, ...Array.from({ length: 10_000 }, () => nested(65))];
+    expect(() => parseOrThrow(appendRowsSchema, { rows }, 'Rows')).toThrow(
+      expect.objectContaining({ details: [{ path: 'rows[1]', message: 'must nest at most 64 levels deep' }] }),
+    );
   });
 
   it('holds the schemas to the configured limit, refusing a bad one', () => {
