@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DEMO_MEMORY_MB, demoFunction, demoProcessors, demoRegistry } from '../examples/processors/catalog.js';
 import { createClients } from '../shared/aws/clients.js';
 import { type ProcessorConfig, ProcessorRegistry } from '../shared/core/processors.js';
@@ -171,6 +174,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       STAGE: stage,
     };
     vars.PROCESSORS = processors;
+    // Cursors signed under `npm start` with kept state must survive a restart, as the jobs do.
+    if (options.stateDir && !env.CURSOR_KEY && !env.CURSOR_SECRET_ARN)
+      vars.CURSOR_KEY = stateCursorKey(options.stateDir);
     Object.assign(vars, options.handlerEnv);
     if (cloud.mode === 'embedded' || !env.AWS_ACCESS_KEY_ID) {
       Object.assign(vars, {
@@ -348,6 +354,21 @@ function checkRegistry(registry: ProcessorRegistry, functions: string[]): void {
       );
     }
   }
+}
+
+/**
+ * The cursor key kept in a state folder: made at random the first time, owner-readable only. A
+ * state folder belongs to one person's machine, so it holds the key as it holds the data.
+ */
+export function stateCursorKey(stateDir: string): string {
+  const file = join(stateDir, 'cursor-key');
+  mkdirSync(stateDir, { recursive: true });
+  try {
+    writeFileSync(file, randomBytes(32).toString('base64url'), { flag: 'wx', mode: 0o600 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return readFileSync(file, 'utf8').trim();
 }
 
 /** Sets (or, for undefined, removes) variables; returns the step that puts the old values back. */

@@ -55,9 +55,11 @@ function cursors() {
   return wiring('api', log).finder.cursors;
 }
 
+/** Where a page of events goes on: this index in the job's events. */
+const eventsCursorSchema = z.strictObject({ e: z.number().int().min(0) });
+
 async function eventsCursor(cursor: string, id: string): Promise<number> {
-  const { e } = await cursors().open<{ e: number }>(cursor, `events|${id}`);
-  return Number.isInteger(e) && e >= 0 ? e : 0;
+  return (await cursors().open(cursor, `events|${id}`, eventsCursorSchema)).e;
 }
 
 const rowsQuery = z.strictObject({
@@ -174,9 +176,11 @@ const routes: Record<string, Route> = {
 
   'POST /v1/jobs/{id}/rows': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
+    // Wiring first: it sets the schemas' depth limit (MAX_JSON_DEPTH) the rows are held to.
+    const { batches } = wiring('api', log);
     const { rows, idempotencyKey } = parseOrThrow(appendRowsSchema, event.json, 'Rows');
     const key = idempotencyKeyOf(headerKey(event), idempotencyKey);
-    return json(200, await wiring('api', log).batches.append(jobId(event), caller(event), rows, key));
+    return json(200, await batches.append(jobId(event), caller(event), rows, key));
   },
 
   'GET /v1/jobs/{id}/rows': async (event) => {

@@ -1,15 +1,17 @@
 import { createHmac } from 'node:crypto';
+import type { LookupAddress } from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
+import { depthMessage, nestsDeeperThan } from '../core/json-depth.js';
 import type { TaskError } from '../core/model.js';
 import type { ChunkCall, ChunkRequest, ProcessorInvoker, TaskRequest } from '../core/ports.js';
 import type { Processor } from '../core/processors.js';
 import { taskReplySchema } from '../core/schemas.js';
 import type { AttemptOutcome } from '../core/transitions.js';
+import { isSpecialAddress } from './special-addresses.js';
 
 const MAX_REPLY_BYTES = 6 * 1024 * 1024;
 
@@ -40,18 +42,26 @@ export function classifyReply(reply: unknown): AttemptOutcome {
   };
 }
 
+/** Every address a host name has (an IP literal answers itself). */
+export type Resolver = (hostname: string) => Promise<LookupAddress[]>;
+
+const resolveAll: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
+
 /** Calls processors by their target kind. */
 export class TargetInvoker implements ProcessorInvoker {
   constructor(
     private readonly lambda: LambdaClient,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly resolve: Resolver = resolveAll,
   ) {}
 
   async invoke(processor: Processor, request: TaskRequest, signal: AbortSignal): Promise<AttemptOutcome> {
     const call = await this.call(processor, request, signal);
     if (call.status === 'error') return call;
     // A Lambda replies by the contract's envelope; an HTTP 2xx body is the result itself.
-    return processor.target.type === 'lambda' ? classifyReply(call.reply) : { status: 'ok', result: call.reply };
+    if (processor.target.type === 'lambda') return classifyReply(call.reply);
+    if (nestsDeeperThan(call.reply)) return crash(`processor reply ${depthMessage()}`);
+    return { status: 'ok', result: call.reply };
   }
 
   /** A chunk's reply is read against its rows by the batch engine; here it is only fetched. */
@@ -65,7 +75,7 @@ export class TargetInvoker implements ProcessorInvoker {
     return this.secret(target).then((secret) =>
       secret === undefined
         ? crash(`signing secret ${target.secretName ?? target.secretEnv} is not available`)
-        : invokeHttp(target.url, secret, Boolean(target.allowPrivateNetwork), request, signal),
+        : invokeHttp(target.url, secret, Boolean(target.allowPrivateNetwork), this.resolve, request, signal),
     );
   }
 
@@ -118,51 +128,40 @@ export function sign(secret: string, timestamp: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
-/** Loopback, private, link-local and unspecified addresses: off limits to HTTP processors by default. */
-export function isPrivateAddress(address: string): boolean {
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  if (isIP(v4) === 4) {
-    const [a = 0, b = 0] = v4.split('.').map(Number);
-    return (
-      a === 10 ||
-      a === 127 ||
-      a === 0 ||
-      (a === 169 && b === 254) ||
-      (a === 172 && b >= 16 && b <= 31) ||
-      (a === 192 && b === 168) ||
-      (a === 100 && b >= 64 && b <= 127)
-    );
-  }
-  const v6 = address.toLowerCase();
-  return v6 === '::1' || v6 === '::' || v6.startsWith('fc') || v6.startsWith('fd') || v6.startsWith('fe80');
-}
-
 async function invokeHttp(
   url: string,
   secret: string,
   allowPrivate: boolean,
+  resolve: Resolver,
   request: TaskRequest | ChunkRequest,
   signal: AbortSignal,
 ): Promise<ChunkCall> {
+  // WHATWG parsing has already normalised the host: `2130706433`, `0x7f.1` and `127.1` are 127.0.0.1
+  // here, and an IPv6 literal is compressed inside its brackets.
   const target = new URL(url);
-  const hostname = target.hostname.replace(/^\[|\]$/g, '');
-  let address: string;
-  let family: number;
+  const hostname = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
+  let addresses: LookupAddress[];
   try {
-    const resolved = await lookup(hostname);
-    address = resolved.address;
-    family = resolved.family;
+    addresses = await resolve(hostname);
   } catch (error) {
     return crash(`cannot resolve ${hostname}: ${(error as Error).message}`);
   }
-  // The address checked is the address connected to (no second lookup to rebind).
-  if (!allowPrivate && isPrivateAddress(address)) {
+  if (addresses.length === 0) return crash(`cannot resolve ${hostname}: no addresses`);
+  // Every address is checked, not just the first: the connection may fall back to any of them, and
+  // only these are connected to (no second lookup to rebind).
+  const special = addresses.find((resolved) => isSpecialAddress(resolved.address));
+  if (!allowPrivate && special) {
     return {
       status: 'error',
-      error: { kind: 'error', code: 'PRIVATE_ADDRESS', message: `${hostname} resolves to a private address` },
+      error: {
+        kind: 'error',
+        code: 'PRIVATE_ADDRESS',
+        message: `${hostname} resolves to ${special.address}, a private or special-purpose address`,
+      },
       retryable: false,
     };
   }
+  const [first] = addresses as [LookupAddress, ...LookupAddress[]];
   const body = JSON.stringify(request);
   const timestamp = String(Math.floor(Date.now() / 1000));
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -172,7 +171,8 @@ async function invokeHttp(
       {
         method: 'POST',
         signal,
-        lookup: (_host, _options, callback) => callback(null, [{ address, family }]),
+        lookup: (_host, options, callback) =>
+          options.all ? callback(null, addresses) : callback(null, first.address, first.family),
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),

@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { BatchEngine, DEFAULT_INPUT_POLICY } from '../core/batch-engine.js';
 import { JobEngine } from '../core/engine.js';
 import { Finder } from '../core/find.js';
+import { DEFAULT_MAX_JSON_DEPTH, setMaxJsonDepth } from '../core/json-depth.js';
 import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
 import { Cursors } from '../core/search.js';
@@ -51,15 +52,20 @@ function retentionByType(env: NodeJS.ProcessEnv): Record<string, number> {
 }
 
 /**
- * The key that signs cursors: `CURSOR_KEY`, or the Secrets Manager secret `CURSOR_SECRET_ARN`
- * names (the CDK stack generates one; Powertools caches it for five minutes); otherwise one derived
- * from the table's name, stable across restarts but only as secret as that name — fine on a laptop.
+ * A key for this process alone, when none is configured: cursors then last as long as the process
+ * (the local stack runs every function in one process, and `npm start` with kept state sets
+ * CURSOR_KEY from its state folder instead). Never derived from anything guessable.
  */
-function cursorKey(env: NodeJS.ProcessEnv, table: string): () => Promise<string> {
-  const fallback = createHash('sha256').update(`cursor:${table}`).digest('base64url');
+const processCursorKey = randomBytes(32).toString('base64url');
+
+/**
+ * The key that signs cursors: `CURSOR_KEY`, or the Secrets Manager secret `CURSOR_SECRET_ARN`
+ * names (the CDK stack generates one; Powertools caches it for five minutes), else this process's own.
+ */
+function cursorKey(env: NodeJS.ProcessEnv): () => Promise<string> {
   return async () => {
     if (env.CURSOR_KEY) return env.CURSOR_KEY;
-    if (!env.CURSOR_SECRET_ARN) return fallback;
+    if (!env.CURSOR_SECRET_ARN) return processCursorKey;
     const value = await getSecret(env.CURSOR_SECRET_ARN, { maxAge: 300 });
     if (typeof value !== 'string' || value === '') throw new Error('The cursor key secret is empty');
     return value;
@@ -75,6 +81,8 @@ export function wiringFromEnv(
   log?: ConstructorParameters<typeof JobEngine>[0]['log'],
 ): Wiring {
   const { doc, sqs, s3, lambda } = clients();
+  // The schemas' depth limit is module state of the core; every function sets it here, at cold start.
+  setMaxJsonDepth(env.MAX_JSON_DEPTH ? Number(env.MAX_JSON_DEPTH) : DEFAULT_MAX_JSON_DEPTH);
   const payloads = new S3PayloadStore(
     s3,
     required(env, resourceEnv.bucket('data')),
@@ -91,7 +99,7 @@ export function wiringFromEnv(
   const queue = new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work')));
   const invoker = new TargetInvoker(lambda, env);
   const leaseMarginSeconds = positiveNumber(env.LEASE_MARGIN_SECONDS, 10);
-  const cursors = new Cursors(cursorKey(env, table));
+  const cursors = new Cursors(cursorKey(env));
   const batches = new BatchEngine({
     store,
     tallies: new DynamoTallyStore(doc, table, retentionDays),
@@ -144,7 +152,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|SEARCH_INDEX|PLAN_CHUNKS|FINALIZE_CHUNKS|BATCH_INPUT_)/.test(
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|SEARCH_INDEX|PLAN_CHUNKS|FINALIZE_CHUNKS|BATCH_INPUT_|MAX_JSON_DEPTH$)/.test(
           variable,
         ),
       )

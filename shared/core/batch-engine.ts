@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { backoffDelay } from './backoff.js';
 import {
   appendable,
@@ -38,6 +39,7 @@ import {
   ValidationError,
 } from './errors.js';
 import { jobIdForKey, newJobId, requestHash } from './ids.js';
+import { depthMessage, nestsDeeperThan } from './json-depth.js';
 import { isTerminal, type TaskError } from './model.js';
 import { type Caller, visibleTo } from './owners.js';
 import {
@@ -54,7 +56,7 @@ import {
 } from './ports.js';
 import type { ProcessorRegistry } from './processors.js';
 import type { ChunkMessage, SubmitBatch } from './schemas.js';
-import type { Cursors } from './search.js';
+import { badCursor, type Cursors } from './search.js';
 
 export interface BatchDeps {
   store: JobStore;
@@ -133,6 +135,8 @@ const PLAN_CHUNKS_PER_STEP = 10_000;
 const FINALIZE_CHUNKS_PER_STEP = 2000;
 /** Chunk outcome files the rows route reads per page at most (then it answers with a cursor). */
 const ROWS_PAGE_CHUNKS = 20;
+/** Where a page of rows goes on: this line. */
+const rowsCursor = z.strictObject({ l: z.number().int().min(1) });
 /** SQS holds back a new message for at most 15 minutes. */
 const MAX_SEND_DELAY_SECONDS = 900;
 const MAX_CONFLICTS = 50;
@@ -491,7 +495,9 @@ export class BatchEngine {
     const from = resume && { part: resume.part, byte: resume.byte, fileLine: resume.fileLine };
     for await (const { input, invalid, at } of this.deps.files.rows(parts, from)) {
       line++;
-      yield { row: invalid !== undefined ? { line, invalid } : { line, input }, at };
+      // A file's row is checked like an inline one: nested too deep, no chunk message could carry it.
+      const refused = invalid ?? (nestsDeeperThan(input) ? `line ${line}: the row ${depthMessage()}` : undefined);
+      yield { row: refused !== undefined ? { line, invalid: refused } : { line, input }, at };
     }
   }
 
@@ -977,9 +983,11 @@ export class BatchEngine {
   ): Promise<RowsPage> {
     const job = await this.read(id, caller);
     const fingerprint = `rows|${id}|${query.status ?? ''}`;
-    const from = query.cursor ? (await this.deps.cursors.open<{ l: number }>(query.cursor, fingerprint)).l : 1;
     const { chunkSize } = job.batch;
     const total = totalRows(job.batch);
+    const from = query.cursor ? (await this.deps.cursors.open(query.cursor, fingerprint, rowsCursor)).l : 1;
+    // Rows are only ever added, so a cursor this job issued never points past its last row.
+    if (query.cursor && from > total) throw badCursor(`the cursor is past this job's ${total} rows`);
     const commits = commitMap(await this.deps.tallies.all(id));
     const unfinished: RowStatus = isTerminal(job.status) ? 'ABORTED' : 'PENDING';
     const items: RowOutcome[] = [];

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IdempotencyMismatchError, InvalidStateError } from './errors.js';
+import { jsonValue } from './json-depth.js';
 import type { JobStatus, TaskError } from './model.js';
 
 /**
@@ -229,8 +230,8 @@ export const chunkReplySchema = z.object({
     z.object({
       line: z.number().int().min(1),
       status: z.enum(['ok', 'error', 'retry']),
-      result: z.unknown().optional(),
-      messages: z.array(z.unknown()).max(100).optional(),
+      result: jsonValue.optional(),
+      messages: z.array(jsonValue).max(100).optional(),
       outputs: z
         .record(
           outputName,

@@ -1,12 +1,15 @@
+import { z } from 'zod';
 import { InvalidStateError } from './errors.js';
 import type { Job } from './model.js';
 import type { AnyJob } from './ports.js';
+import { MAX_TASKS } from './schemas.js';
 import {
   type Cursors,
   type JobIndex,
   mergedPage,
   metaFilters,
   metaMatches,
+  orderKeySchema,
   partitionsFor,
   type SearchJobsQuery,
   type SearchTasksQuery,
@@ -15,6 +18,11 @@ import {
 
 /** Rounds of index reads one search request may make before it answers with what it has (and a cursor). */
 const MAX_ROUNDS = 8;
+
+/** Where a page of jobs goes on: after this index position. */
+const jobsCursor = z.strictObject({ o: orderKeySchema });
+/** Where a page of tasks goes on: after this position, or inside its job from task `t`. */
+const tasksCursor = z.strictObject({ o: orderKeySchema, t: z.number().int().min(0).max(MAX_TASKS).optional() });
 
 export interface TaskSummary {
   jobId: string;
@@ -53,7 +61,7 @@ export class Finder {
       query.order,
       meta.sort(),
     ]);
-    let after = query.cursor ? (await this.cursors.open<{ o: string }>(query.cursor, fingerprint)).o : undefined;
+    let after = query.cursor ? (await this.cursors.open(query.cursor, fingerprint, jobsCursor)).o : undefined;
     const partitions = partitionsFor(owner, query);
     const bounds = timeBounds(query);
     const items: AnyJob[] = [];
@@ -89,9 +97,7 @@ export class Finder {
   async tasks(owner: string, query: SearchTasksQuery): Promise<{ items: TaskSummary[]; nextCursor: string | null }> {
     this.ensureEnabled();
     const fingerprint = JSON.stringify(['tasks', owner, query.processor, query.status, query.jobType, query.order]);
-    const position = query.cursor
-      ? await this.cursors.open<{ o: string; t?: number }>(query.cursor, fingerprint)
-      : undefined;
+    const position = query.cursor ? await this.cursors.open(query.cursor, fingerprint, tasksCursor) : undefined;
     const items: TaskSummary[] = [];
     const matches = (job: Job) =>
       job.tasks.filter(

@@ -37,16 +37,50 @@ export function taskId(jobId: string, index: number): string {
   return `${jobId}.${index}`;
 }
 
-/** JSON with sorted keys, so equal requests hash equally whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+/** An array or object being written: its members in order, their keys (objects), what is written so far. */
+interface Open {
+  members: unknown[];
+  keys: string[] | undefined;
+  parts: string[];
+}
+
+/** A scalar's text, or a container to open. */
+function open(value: unknown): Open | string {
+  if (Array.isArray(value)) return { members: value, keys: undefined, parts: [] };
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+    return { members: entries.map(([, v]) => v), keys: entries.map(([k]) => JSON.stringify(k)), parts: [] };
   }
   return JSON.stringify(value ?? null);
+}
+
+/**
+ * JSON with sorted keys, so equal requests hash equally whatever their key order. Built with a
+ * stack of its own rather than recursion, so no nesting overflows it; it writes exactly what the
+ * recursive form did (a stored job's request hash must still match its replay), about as fast.
+ */
+export function canonicalJson(value: unknown): string {
+  const root = open(value);
+  if (typeof root === 'string') return root;
+  const stack: Open[] = [root];
+  for (;;) {
+    const top = stack[stack.length - 1] as Open;
+    const index = top.parts.length;
+    if (index < top.members.length) {
+      const member = open(top.members[index]);
+      if (typeof member !== 'string') stack.push(member);
+      else top.parts.push(top.keys ? `${top.keys[index]}:${member}` : member);
+      continue;
+    }
+    stack.pop();
+    const text = top.keys ? `{${top.parts.join(',')}}` : `[${top.parts.join(',')}]`;
+    const parent = stack[stack.length - 1];
+    if (!parent) return text;
+    const at = parent.parts.length;
+    parent.parts.push(parent.keys ? `${parent.keys[at]}:${text}` : text);
+  }
 }
 
 export function requestHash(value: unknown): string {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_CHUNK_SIZE, MAX_CONTEXT_BYTES } from './batch.js';
 import { type ErrorDetail, ValidationError } from './errors.js';
+import { jsonValue, shallow, shallowMembers } from './json-depth.js';
 
 /**
  * The schemas of every input from outside: HTTP bodies and queries, queue messages, processor
@@ -14,18 +15,19 @@ export const MAX_IDEMPOTENCY_KEY = 256;
 const jobType = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1..128 of A-Z a-z 0-9 _ . : -');
 const processorName = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1..128 of A-Z a-z 0-9 _ . : -');
 
-const meta = z
-  .record(z.string(), z.unknown())
-  .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_META_BYTES, {
+const meta = shallow(z.record(z.string(), z.unknown())).refine(
+  (value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_META_BYTES,
+  {
     message: `must be at most ${MAX_META_BYTES} bytes serialized`,
-  });
+  },
+);
 
 export const idempotencyKeySchema = z.string().min(1).max(MAX_IDEMPOTENCY_KEY);
 
 const taskSchema = z.strictObject({
   name: z.string().max(256).optional(),
   processor: processorName,
-  input: z.unknown().optional(),
+  input: jsonValue.optional(),
 });
 
 export const submitTasksSchema = z
@@ -51,7 +53,7 @@ export const MAX_INLINE_ROWS = 100_000;
 const batchSchema = z
   .strictObject({
     processor: processorName,
-    rows: z.array(z.unknown()).max(MAX_INLINE_ROWS).optional(),
+    rows: shallowMembers(z.array(z.unknown()).max(MAX_INLINE_ROWS)).optional(),
     input: z
       .strictObject({
         bucket: z
@@ -64,8 +66,7 @@ const batchSchema = z
       .optional(),
     upload: z.boolean().default(false),
     chunkSize: z.number().int().min(1).max(MAX_CHUNK_SIZE).default(100),
-    context: z
-      .record(z.string(), z.unknown())
+    context: shallow(z.record(z.string(), z.unknown()))
       .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_CONTEXT_BYTES, {
         message: `must be at most ${MAX_CONTEXT_BYTES} bytes serialized`,
       })
@@ -101,7 +102,7 @@ export type SubmitBatch = z.output<typeof submitBatchSchema>;
 
 /** `POST /v1/jobs/{id}/rows`. */
 export const appendRowsSchema = z.strictObject({
-  rows: z.array(z.unknown()).min(1).max(MAX_INLINE_ROWS),
+  rows: shallowMembers(z.array(z.unknown()).min(1).max(MAX_INLINE_ROWS)),
   idempotencyKey: idempotencyKeySchema.optional(),
 });
 
@@ -112,8 +113,7 @@ const logEntries = z
     z.object({
       level: z.enum(['info', 'warn', 'error']).default('info'),
       message: z.string().max(1000),
-      data: z
-        .record(z.string(), z.unknown())
+      data: shallow(z.record(z.string(), z.unknown()))
         .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= 2048, { message: 'at most 2048 bytes' })
         .optional(),
     }),
@@ -123,7 +123,7 @@ const logEntries = z
 
 /** What a Lambda processor replies to a task (API.md, "Processor contract"), plus optional `log` entries. */
 export const taskReplySchema = z.discriminatedUnion('status', [
-  z.object({ status: z.literal('ok'), result: z.unknown().optional(), log: logEntries }),
+  z.object({ status: z.literal('ok'), result: jsonValue.optional(), log: logEntries }),
   z.object({
     status: z.literal('error'),
     log: logEntries,

@@ -154,7 +154,21 @@ export function metaMatches(meta: Record<string, unknown> | undefined, filters: 
   });
 }
 
-/** Cursors: `base64url(JSON).mac`, bound to the query they came from. */
+/** A position in the index as a Find cursor holds it: an `sOrder` (`createdAt#id`). */
+export const orderKeySchema = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#[A-Za-z0-9._:-]{1,128}$/, 'not a position in the index');
+
+/** A refused cursor: the contract's VALIDATION_FAILED on `cursor`. */
+export function badCursor(message: string): ValidationError {
+  return new ValidationError('Bad cursor', [{ path: 'cursor', message }]);
+}
+
+/**
+ * Cursors: `base64url(JSON).mac`, bound to the query they came from. A payload is read by its
+ * schema as strictly as a query: the signature says who made it, not that it is sound (a key may
+ * leak, or an old build may have sealed something this one must not trust).
+ */
 export class Cursors {
   constructor(private readonly key: () => Promise<string>) {}
 
@@ -163,22 +177,30 @@ export class Cursors {
     return `${body}.${mac(body, await this.key())}`;
   }
 
-  async open<T extends Record<string, unknown>>(cursor: string, fingerprint: string): Promise<T> {
-    const bad = (message: string) => new ValidationError('Bad cursor', [{ path: 'cursor', message }]);
+  async open<S extends z.ZodType<Record<string, unknown>>>(
+    cursor: string,
+    fingerprint: string,
+    schema: S,
+  ): Promise<z.output<S>> {
+    const bad = badCursor;
     const [body, signature, ...rest] = cursor.split('.');
     if (!body || !signature || rest.length > 0) throw bad('not a cursor this API issued');
     const expected = Buffer.from(mac(body, await this.key()));
     const given = Buffer.from(signature);
     if (expected.length !== given.length || !timingSafeEqual(expected, given))
       throw bad('not a cursor this API issued');
-    let payload: T & { q?: string };
+    let payload: unknown;
     try {
       payload = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
     } catch {
       throw bad('not a cursor this API issued');
     }
-    if (payload.q !== digest(fingerprint)) throw bad('the cursor belongs to another query');
-    return payload;
+    if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw bad('not a cursor this API issued');
+    const { q, ...position } = payload as Record<string, unknown>;
+    if (q !== digest(fingerprint)) throw bad('the cursor belongs to another query');
+    const parsed = schema.safeParse(position);
+    if (!parsed.success) throw bad('the cursor does not hold a valid position');
+    return parsed.data;
   }
 }
 

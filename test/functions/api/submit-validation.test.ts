@@ -62,7 +62,37 @@ const cases: [string, unknown, number, string, string?][] = [
   ],
 ];
 
+/** `depth` arrays inside each other, as text: the test must not recurse to build or send it. */
+const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
+/** Each case: the body text with a free-form value nested `depth` deep, and the path that names it. */
+const deep: [string, (depth: number) => string, string][] = [
+  ['task input', (d) => `{"type":"t","tasks":[{"processor":"demo.echo","input":${nested(d)}}]}`, 'tasks[0].input'],
+  ['meta', (d) => `{"type":"t","meta":{"a":${nested(d - 1)}},"tasks":[${JSON.stringify(task)}]}`, 'meta'],
+  ['a batch row', (d) => `{"type":"t","batch":{"processor":"demo.rows","rows":[1,${nested(d)}]}}`, 'batch.rows[1]'],
+  [
+    'batch context',
+    (d) => `{"type":"t","batch":{"processor":"demo.rows","rows":[1],"context":{"a":${nested(d - 1)}}}}`,
+    'batch.context',
+  ],
+];
+const depths = [65, 2500, 100_000];
+
 describe('POST /v1/jobs refuses bad input and writes nothing', () => {
+  it.each(deep.flatMap(([what, body, path]) => depths.map((depth) => [what, depth, body(depth), path] as const)))(
+    '%s nested %i deep',
+    async (_what, _depth, body, path) => {
+      const reply = await api.call<{ error: { code: string; details?: { path: string; message: string }[] } }>(
+        'POST',
+        '/v1/jobs',
+        body,
+      );
+      expect(reply.status).toBe(400);
+      expect(reply.body.error.code).toBe('VALIDATION_FAILED');
+      expect(reply.body.error.details).toContainEqual({ path, message: 'must nest at most 64 levels deep' });
+    },
+  );
+
   it.each(cases)('%s', async (_name, body, status, code, path) => {
     const reply = await api.call<{ error: { code: string; details?: { path: string }[] } }>(
       'POST',
@@ -129,5 +159,30 @@ describe('POST /v1/jobs refuses bad input and writes nothing', () => {
     expect(reply.status).toBe(202);
     expect(await tableItems(stack)).toHaveLength(1);
     expect(await queueDepth(stack, 'work')).toBe(1);
+  });
+});
+
+describe('free-form values nested up to 64 deep', () => {
+  it('are accepted in every place the deeper ones were refused', async () => {
+    for (const [what, body] of deep) {
+      const reply = await api.call('POST', '/v1/jobs', body(64));
+      expect(reply.status, what).toBe(202);
+    }
+  });
+
+  it('and appended rows are held to the same depth', async () => {
+    const held = await api.submit({ type: 't', batch: { processor: 'demo.rows', hold: true } });
+    expect(held.status).toBe(202);
+    const append = (rows: string) =>
+      api.call<{ error?: { details?: unknown[] } }>('POST', `/v1/jobs/${held.body.id}/rows`, `{"rows":${rows}}`);
+    for (const depth of depths) {
+      const refused = await append(`[1,${nested(depth)}]`);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error?.details).toContainEqual({
+        path: 'rows[1]',
+        message: 'must nest at most 64 levels deep',
+      });
+    }
+    expect((await append(`[${nested(64)}]`)).status).toBe(200);
   });
 });

@@ -101,3 +101,37 @@ describe('the owner of a queued submission', () => {
     expect((await tableItems(stack)).length).toBe(before);
   });
 });
+
+describe('a queued body nested too deep', () => {
+  it('moves to the submit DLQ with a VALIDATION_FAILED reason naming the value, creating nothing', async () => {
+    const before = await tableItems(stack);
+    const sent = new Set<string>();
+    for (const depth of [65, 2500, 100_000]) {
+      const input = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+      const { MessageId } = await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: stack.info.queues.submit?.url,
+          MessageBody: `{"type":"deep","tasks":[{"processor":"demo.echo","input":${input}}]}`,
+        }),
+      );
+      sent.add(MessageId ?? '');
+    }
+    await eventually(async () => (await submitSource().pollOnce()) > 0 || undefined);
+    const reasons: unknown[] = [];
+    await eventually(async () => {
+      for (const message of await deadLetters()) {
+        if (sent.has(message.MessageAttributes?.SourceMessageId?.StringValue ?? '')) {
+          reasons.push(JSON.parse(message.MessageAttributes?.Reason?.StringValue ?? '{}'));
+        }
+      }
+      return reasons.length >= 3 || undefined;
+    });
+    for (const reason of reasons) {
+      expect(reason).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        details: [{ path: 'tasks[0].input', message: 'must nest at most 64 levels deep' }],
+      });
+    }
+    expect(await tableItems(stack)).toEqual(before);
+  });
+});

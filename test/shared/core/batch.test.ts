@@ -16,6 +16,7 @@ import {
 } from '../../../shared/core/batch.js';
 
 const given = [1, 2, 3].map((line) => ({ line, input: { line } }));
+const deep = (depth: number): unknown => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);
 
 describe('chunks are found by arithmetic', () => {
   it('numbers lines into chunks and back', () => {
@@ -103,6 +104,14 @@ describe('a chunk reply is read against the rows it was given', () => {
       { rows: [1, 2, 3].map((line) => ({ line, status: 'ok', outputs: { o: 'a\nb' } })) },
     ],
     ['an output named results', { rows: [1, 2, 3].map((line) => ({ line, status: 'ok', outputs: { results: 'a' } })) }],
+    [
+      'a result nested 65 deep',
+      { rows: [1, 2, 3].map((line) => ({ line, status: 'ok', result: line === 2 ? deep(65) : null })) },
+    ],
+    [
+      'a message nested 100,000 deep',
+      { rows: [1, 2, 3].map((line) => ({ line, status: 'ok', messages: line === 3 ? ['m', deep(100_000)] : [] })) },
+    ],
   ];
   for (const [what, reply] of crashes) {
     it(`treats ${what} as a crash (the chunk is retried whole)`, () => {
