@@ -38,6 +38,7 @@ import {
   type TableKey,
 } from '../shared/resources.js';
 import type { EnvironmentConfig } from './config.js';
+import { DEMO, demoFunction } from './demo.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -48,15 +49,6 @@ export interface JobsStackProps extends StackProps {
   envName: string;
   config: EnvironmentConfig;
 }
-
-/** The demo processors of API.md, deployable for smoke tests (examples/processors/demo.ts). */
-const DEMO = {
-  'demo.echo': { handler: 'echo', timeoutSeconds: 10, maxAttempts: 3 },
-  'demo.fail': { handler: 'fail', timeoutSeconds: 10, maxAttempts: 3 },
-  'demo.crash': { handler: 'crash', timeoutSeconds: 10, maxAttempts: 2 },
-  'demo.flaky': { handler: 'flaky', timeoutSeconds: 10, maxAttempts: 5 },
-  'demo.sleep': { handler: 'sleep', timeoutSeconds: 61, maxAttempts: 2 },
-} as const;
 
 /**
  * One environment of the job manager: everything in shared/resources.ts (tables, queues, bucket,
@@ -166,7 +158,7 @@ export class JobsStack extends Stack {
     if (config.demoProcessors) {
       for (const [processor, demo] of Object.entries(DEMO)) {
         const fn = this.nodeFunction(`Demo-${demo.handler}`, {
-          functionName: name(`demo-${demo.handler}`),
+          functionName: name(demoFunction(demo.handler)),
           entry: join(ROOT, 'examples/processors/demo.ts'),
           handler: demo.handler,
           timeoutSeconds: demo.timeoutSeconds,
