@@ -33,8 +33,12 @@ import { DEMO, demoFunction } from './demo.js';
  * configuration and checked like recorded ones.
  */
 
-/** Grants no recorded call can use, and why each stays. Anything else unused fails the check. */
-export const UNEXERCISED: { action: string; why: string }[] = [
+/**
+ * Grants no recorded call uses, and why each stays: a path the suites cannot take through the
+ * local runtime. `function` and `resource` (a pattern on the grant's resource) narrow an entry.
+ * Anything else unused fails the check: remove the grant, or exercise it in a test.
+ */
+export const UNEXERCISED: { action: string; function?: FunctionKey; resource?: RegExp; why: string }[] = [
   {
     action: 'logs:CreateLogStream',
     why: "Lambda's runtime writes the function's own log group; the local runtime logs to stderr",
@@ -45,11 +49,42 @@ export const UNEXERCISED: { action: string; why: string }[] = [
   },
   {
     action: 'sqs:GetQueueAttributes',
-    why: "Lambda's event source mapping reads its queue's attributes; CDK's SqsEventSource grants it (the local poller does not ask)",
+    why: "Lambda's event source mapping reads its queue's attributes (CDK's SqsEventSource grants it); the local poller does not ask",
   },
   {
     action: 'sqs:GetQueueUrl',
     why: "part of CDK's grantConsumeMessages, which SqsEventSource applies and offers no way to narrow",
+  },
+  {
+    action: 'sqs:ChangeMessageVisibility',
+    function: 'deadLetters',
+    why: "part of CDK's grantConsumeMessages for the event source mapping; the function itself never calls it",
+  },
+  {
+    action: 'sqs:ChangeMessageVisibility',
+    function: 'submitConsumer',
+    why: 'backs a submission off during an AWS outage (shared/lambda/handlers.ts); the fault suite runs that handler in-process',
+  },
+  {
+    action: 's3:PutObject',
+    function: 'worker',
+    resource: /\/inputs\/\*$/,
+    why: "the plan spills a chunk's rows over 200 KB to inputs/{job}/chunks/ (shared/core/batch-engine.ts)",
+  },
+  {
+    action: 'dynamodb:Query',
+    function: 'sweeper',
+    why: "re-sends a stalled batch's finalize step once its tallies are complete (BatchEngine.sweepOne)",
+  },
+  ...(['dynamodb:UpdateItem', 'dynamodb:Query', 's3:GetObject', 's3:PutObject'] as const).map((action) => ({
+    action,
+    function: 'deadLetters' as const,
+    why: "a dead-lettered chunk (BatchEngine.poisonChunk) reads its rows and commits them FAILED: tallies, outcome files; a job's large values go to payloads/ on any write",
+  })),
+  {
+    action: 'sqs:SendMessage',
+    function: 'deadLetters',
+    why: 'a poisoned task or chunk may start the next task or the finalize step',
   },
 ];
 
@@ -561,7 +596,12 @@ export function check(deployment: Deployment, recorded: Call[]): CheckResult {
             row.used++;
             continue;
           }
-          const why = UNEXERCISED.find((u) => actionMatches(u.action, action))?.why;
+          const why = UNEXERCISED.find(
+            (u) =>
+              actionMatches(u.action, action) &&
+              (!u.function || u.function === role.logical) &&
+              (!u.resource || u.resource.test(resource)),
+          )?.why;
           if (why) {
             row.kept++;
             result.kept.push({ function: role.logical, action, resource, why });
@@ -621,11 +661,13 @@ export function format(result: CheckResult, options: { unusedFails: boolean }): 
   for (const { call, why } of distinct(result.localOnly, (l) => `${l.call.function} ${l.call.action}`)) {
     lines.push(`local only: ${call.function} ${call.action}: ${why}`);
   }
-  const kept = distinct(result.kept, (k) => k.action);
-  for (const k of kept)
-    lines.push(
-      `kept unexercised: ${k.action} (${result.kept.filter((x) => x.action === k.action).length} grants): ${k.why}`,
-    );
+  for (const k of distinct(result.kept, (k) => k.why)) {
+    const grants = result.kept.filter((x) => x.why === k.why);
+    const roles = new Set(grants.map((g) => g.function));
+    const actions = [...new Set(grants.map((g) => g.action))].join(', ');
+    const where = roles.size > 2 ? `${roles.size} roles` : [...roles].join(', ');
+    lines.push(`kept unexercised: ${actions} (${where}): ${k.why}`);
+  }
   const skipped = distinct(result.skipped, (c) => `${c.function} ${c.action} ${shorten(c.resource)}`);
   if (skipped.length) {
     lines.push(
