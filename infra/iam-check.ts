@@ -63,7 +63,7 @@ export const UNEXERCISED: { action: string; function?: FunctionKey; resource?: R
   {
     action: 'sqs:ChangeMessageVisibility',
     function: 'submitConsumer',
-    why: 'backs a submission off during an AWS outage (shared/lambda/handlers.ts); the fault suite runs that handler in-process',
+    why: 'backs a queued submission off during an AWS outage (shared/lambda/handlers.ts); no suite runs the submit consumer through one',
   },
   {
     action: 's3:PutObject',
@@ -76,15 +76,16 @@ export const UNEXERCISED: { action: string; function?: FunctionKey; resource?: R
     function: 'sweeper',
     why: "re-sends a stalled batch's finalize step once its tallies are complete (BatchEngine.sweepOne)",
   },
-  ...(['dynamodb:UpdateItem', 'dynamodb:Query', 's3:GetObject', 's3:PutObject'] as const).map((action) => ({
-    action,
-    function: 'deadLetters' as const,
-    why: "a dead-lettered chunk (BatchEngine.poisonChunk) reads its rows and commits them FAILED: tallies, outcome files; a job's large values go to payloads/ on any write",
-  })),
   {
-    action: 'sqs:SendMessage',
+    action: 's3:GetObject',
     function: 'deadLetters',
-    why: 'a poisoned task or chunk may start the next task or the finalize step',
+    why: 'a dead-lettered chunk whose rows were spilled to S3 (rowsKey) reads them back to fail each one',
+  },
+  {
+    action: 's3:PutObject',
+    function: 'deadLetters',
+    resource: /\/payloads\/\*$/,
+    why: 'any job write that takes the item past its budget moves the largest values to payloads/ (DynamoJobStore.toItem)',
   },
 ];
 

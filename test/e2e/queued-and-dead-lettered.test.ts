@@ -15,12 +15,34 @@ let stack: LocalStack;
 let sqs: SQSClient;
 let api: ReturnType<typeof apiClient>;
 
+// A rows processor that answers only when told: its chunk stays in flight while a test poisons it.
+let answer: () => void = () => {};
+const answered = new Promise<void>((resolve) => {
+  answer = resolve;
+});
+
 beforeAll(async () => {
-  stack = await startTestStack();
+  stack = await startTestStack({
+    extraFunctions: [
+      {
+        name: 'stall-rows',
+        handler: async (event) => {
+          await answered;
+          return { rows: event.chunk.rows.map(({ line }: { line: number }) => ({ line, status: 'ok', result: line })) };
+        },
+        timeoutSeconds: 30,
+        memoryMb: 128,
+      },
+    ],
+    processors: {
+      'test.stall': { target: { type: 'lambda', functionName: 'stall-rows' }, timeoutSeconds: 20, maxAttempts: 1 },
+    },
+  });
   sqs = new SQSClient({});
   api = apiClient(stack);
 });
 afterAll(async () => {
+  answer();
   sqs?.destroy();
   await stack?.stop();
 });
@@ -85,5 +107,40 @@ describe('a dead-lettered task message', () => {
     const done = await api.waitFor(id);
     expect(done.status).toBe('FAILED');
     expect(done.tasks?.[0]?.error).toMatchObject({ kind: 'poison' });
+  });
+});
+
+describe('a dead-lettered chunk message', () => {
+  it('fails its rows as poison, so the batch can end', async () => {
+    const rows = [{ n: 1 }, { n: 2 }];
+    const submitted = await api.submit({
+      type: 'poisoned-chunk',
+      batch: { processor: 'test.stall', rows, chunkSize: 2 },
+    });
+    expect(submitted.status).toBe(202);
+    const id = submitted.body.id;
+    const item = await eventually(async () =>
+      (await tableItems(stack)).find((i) => i.pk === `JOB#${id}` && i.sk === 'JOB'),
+    );
+    await send('workDlq', {
+      jobId: id,
+      chunk: 0,
+      chunks: 1,
+      request: String(item.requestHash).slice(0, 16),
+      attempt: 1,
+      rows: rows.map((input, i) => ({ line: i + 1, input })),
+    });
+    const done = (await api.waitFor(id)) as unknown as {
+      status: string;
+      counts: { failed: number };
+      batch: { outputs: { errors: { url: string } } };
+    };
+    expect(done.status).toBe('FAILED');
+    expect(done.counts.failed).toBe(2);
+    const errors = (await (await fetch(done.batch.outputs.errors.url)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(errors.map((e) => e.error?.kind)).toEqual(['poison', 'poison']);
   });
 });
