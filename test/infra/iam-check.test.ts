@@ -218,6 +218,27 @@ describe('checking recorded calls against a role', () => {
     ]);
   });
 
+  it('lets the sweeper purge expired items only where the template does not turn that on', () => {
+    const sweeper = (environment: Record<string, string>) => {
+      const t = template(findGrants);
+      t.Resources.Api = {
+        Type: 'AWS::Lambda::Function',
+        Properties: {
+          FunctionName: 'jobs-dev-sweeper',
+          Role: { 'Fn::GetAtt': ['ApiRole', 'Arn'] },
+          Environment: { Variables: environment },
+        },
+      };
+      return check(deploymentOf(t), [
+        { function: 'jobs-local-sweeper', action: 'dynamodb:BatchWriteItem', resource: TABLE },
+      ]);
+    };
+    // The emulators have no TTL: locally (PURGE_EXPIRED=true) the sweeper deletes; DynamoDB's TTL does in AWS.
+    expect(sweeper({}).localOnly).toHaveLength(1);
+    expect(sweeper({}).denied).toEqual([]);
+    expect(sweeper({ PURGE_EXPIRED: 'true' }).denied).toHaveLength(1);
+  });
+
   it('reads a recorded ARN in the environment’s region and account', () => {
     const deployment = readDeployment(template(findGrants), {
       env: 'dev',
