@@ -44,6 +44,19 @@ export const environmentSchema = z.strictObject({
   memoryMb: z.record(z.string(), z.number().int().min(128).max(10240)).default({}),
   /** Upper bound on concurrent worker invocations the work queue's event source starts. */
   workerMaxConcurrency: z.number().int().min(2).max(1000).default(10),
+  /**
+   * Reserved concurrency: the API's is a cap, so long polls (`?wait=20` holds an invocation for up
+   * to 20 s) cannot take the account's concurrency from the worker; the worker's is a guarantee, at
+   * least what its event source may start. `null` reserves none (for an account with a low limit:
+   * AWS keeps 100 unreserved).
+   */
+  apiReservedConcurrency: z.number().int().min(1).nullable().default(100),
+  workerReservedConcurrency: z.number().int().min(1).nullable().default(10),
+  /**
+   * Origins (`https://app.example.com`) whose browsers may PUT/GET the presigned upload and
+   * download URLs. None by default: no CORS rule at all, API clients are not browsers.
+   */
+  corsOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s*]+$/, 'an origin: scheme://host[:port]')).default([]),
   /** The processor registry (same format as the PROCESSORS variable). */
   processors: z.record(z.string(), z.unknown()).default({}),
   /** Buckets (besides the stack's own) that batches may name as `input.bucket`: read access is granted. */
@@ -73,5 +86,12 @@ export function loadEnvironment(environments: unknown, name: string): Environmen
   if (!(name in all)) {
     throw new Error(`No environment '${name}' in cdk.json (context.environments): ${Object.keys(all).join(', ')}`);
   }
-  return environmentSchema.parse(all[name]);
+  const config = environmentSchema.parse(all[name]);
+  // Fewer reserved than the event source may start: its invocations are throttled, messages bounce.
+  if (config.workerReservedConcurrency !== null && config.workerReservedConcurrency < config.workerMaxConcurrency) {
+    throw new Error(
+      `environments.${name}.workerReservedConcurrency must be at least workerMaxConcurrency (${config.workerMaxConcurrency}), or null`,
+    );
+  }
+  return config;
 }

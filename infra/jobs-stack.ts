@@ -61,10 +61,12 @@ export class JobsStack extends Stack {
   readonly functions = {} as Record<FunctionKey, nodejs.NodejsFunction>;
   readonly api: apigw.HttpApi;
   readonly alarmTopic: sns.Topic;
+  private readonly batchInputPrefix: string;
 
   constructor(scope: Construct, id: string, props: JobsStackProps) {
     super(scope, id, props);
     const { envName, config } = props;
+    this.batchInputPrefix = config.batchInputPrefix;
     const name = (logical: string) => physicalName(envName, logical);
     const removalPolicy = config.removal === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
 
@@ -146,7 +148,20 @@ export class JobsStack extends Stack {
             ),
           })),
         ],
-        cors: [{ allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET], allowedOrigins: ['*'], maxAge: 3600 }],
+        // Only browsers need CORS, and only for the presigned upload (PUT) and download (GET) URLs.
+        ...(config.corsOrigins.length
+          ? {
+              cors: [
+                {
+                  allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET],
+                  allowedOrigins: config.corsOrigins,
+                  // A typed body (text/csv) makes the browser ask to send Content-Type.
+                  allowedHeaders: ['content-type'],
+                  maxAge: 3600,
+                },
+              ],
+            }
+          : {}),
         removalPolicy,
         autoDeleteObjects: removalPolicy === RemovalPolicy.DESTROY,
       });
@@ -208,6 +223,10 @@ export class JobsStack extends Stack {
     for (const [key, bucket] of Object.entries(this.buckets))
       environment[resourceEnv.bucket(key as BucketKey)] = bucket.bucketName;
 
+    const reserved: Partial<Record<FunctionKey, number | null>> = {
+      api: config.apiReservedConcurrency,
+      worker: config.workerReservedConcurrency,
+    };
     for (const [key, fn] of Object.entries(resources.functions) as [
       FunctionKey,
       (typeof resources.functions)[FunctionKey],
@@ -218,6 +237,7 @@ export class JobsStack extends Stack {
         handler: 'handler',
         timeoutSeconds: fn.timeoutSeconds,
         memoryMb: config.memoryMb[key] ?? fn.memoryMb,
+        reservedConcurrency: reserved[key] ?? undefined,
         config,
         environment: { ...environment, POWERTOOLS_SERVICE_NAME: `jobs-${key}` },
       });
@@ -228,37 +248,55 @@ export class JobsStack extends Stack {
     const bucket = this.buckets.data;
     const allow = (fn: FunctionKey, actions: string[], resourceArns: string[]) =>
       this.functions[fn].addToRolePolicy(new iam.PolicyStatement({ actions, resources: resourceArns }));
+    // What each function calls is recorded while the suites run and checked against these roles
+    // (infra/iam-check.ts, part of `npm test`); grants the suites cannot exercise are listed there.
     const jobItems = [table.tableArn];
-    const payloadObjects = [bucket.arnForObjects('payloads/*')];
-    // Batches: inline/appended rows and uploads under inputs/, chunk outcomes and outputs under outputs/.
-    const batchObjects = [
-      bucket.arnForObjects('inputs/*'),
-      bucket.arnForObjects('outputs/*'),
-      // Where services drop input files for batches to name (read, never written, by us).
-      ...(config.batchInputPrefix ? [bucket.arnForObjects(`${config.batchInputPrefix}*`)] : []),
-    ];
+    // Find (GET /v1/jobs, /v1/tasks): a Query per index for keys, then BatchGetItem for the jobs.
+    const findIndexes = resources.tables.jobs.indexes.map((index) => `${table.tableArn}/index/${index.name}`);
+    const objects = (...prefixes: string[]) => prefixes.map((prefix) => bucket.arnForObjects(`${prefix}/*`));
     const inputBuckets = config.batchInputBuckets.map((b) => `arn:${this.partition}:s3:::${b}/*`);
+    // Job items are read and replaced by every function that moves a job; tallies (UpdateItem,
+    // Query) are a batch's chunk counts, committed by chunks, read by job views and the sweeper.
+    allow('api', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
+    allow('api', ['dynamodb:Query'], findIndexes);
+    allow('api', ['dynamodb:BatchGetItem'], jobItems);
+    allow('worker', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
+    allow('deadLetters', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
+    // Submits only: creates jobs (and their idempotency items), reads the one a duplicate names.
+    allow('submitConsumer', ['dynamodb:GetItem', 'dynamodb:PutItem'], jobItems);
+    // Reads unfinished jobs (and a stalled batch's tallies) to re-send lost messages; writes none.
+    allow('sweeper', ['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:Query'], jobItems);
     for (const fn of ['api', 'worker', 'submitConsumer', 'deadLetters', 'sweeper'] as const) {
-      allow(fn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
       allow(fn, ['sqs:SendMessage'], [this.queues.work.queueArn]);
     }
+    // Reads: our own batch files and payloads, and the input files batches may name — the stack's
+    // bucket under its input prefix (checked at submit with HeadObject, read by the plan and by
+    // chunks, a dead-lettered chunk's too) and the listed buckets.
+    const ownInputs = config.batchInputPrefix ? [bucket.arnForObjects(`${config.batchInputPrefix}*`)] : [];
     for (const fn of ['api', 'worker', 'submitConsumer', 'deadLetters'] as const) {
-      allow(fn, ['s3:GetObject', 's3:PutObject'], [...payloadObjects, ...batchObjects]);
-      if (inputBuckets.length) allow(fn, ['s3:GetObject'], inputBuckets);
+      allow(fn, ['s3:GetObject'], [...objects('inputs', 'outputs', 'payloads'), ...ownInputs, ...inputBuckets]);
     }
-    allow('worker', ['s3:AbortMultipartUpload'], [bucket.arnForObjects('outputs/*')]);
+    // Writes: appended rows and uploads under inputs/ (the worker's plan spills big chunks there
+    // too), chunk outcomes and outputs under outputs/, large values under payloads/.
+    allow('api', ['s3:PutObject'], objects('inputs', 'payloads'));
+    allow('submitConsumer', ['s3:PutObject'], objects('inputs', 'payloads'));
+    allow('worker', ['s3:PutObject'], objects('inputs', 'outputs', 'payloads'));
+    allow('deadLetters', ['s3:PutObject'], objects('outputs', 'payloads'));
+
     // Signs the rows route's cursors; read once per warm API function (see shared/aws/wiring.ts).
     const cursorKey = new secretsmanager.Secret(this, 'CursorKey', {
       description: 'HMAC key of the jobs API cursors',
       generateSecretString: { passwordLength: 48, excludePunctuation: true },
       removalPolicy,
     });
-    cursorKey.grantRead(this.functions.api);
+    // Powertools' getSecret calls GetSecretValue only (grantRead would add DescribeSecret).
+    allow('api', ['secretsmanager:GetSecretValue'], [cursorKey.secretArn]);
     this.functions.api.addEnvironment('CURSOR_SECRET_ARN', cursorKey.secretArn);
     Validations.of(cursorKey).acknowledge({
       id: 'AwsSolutions::AwsSolutions-SMG4',
       reason: 'A cursor-signing key: rotating it only invalidates open cursors; no rotation Lambda is worth its cost.',
     });
+    // The worker extends a long task's lease; the event source mapping deletes what it finished.
     allow('worker', ['sqs:ChangeMessageVisibility'], [this.queues.work.queueArn]);
     allow('submitConsumer', ['sqs:SendMessage'], [this.queues.submitDlq.queueArn]);
     // Backs a failed submission off (seconds) instead of leaving it to the queue's visibility timeout.
@@ -472,6 +510,7 @@ export class JobsStack extends Stack {
       handler: string;
       timeoutSeconds: number;
       memoryMb: number;
+      reservedConcurrency?: number;
       config: EnvironmentConfig;
       environment: Record<string, string>;
     },
@@ -500,6 +539,7 @@ export class JobsStack extends Stack {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: options.memoryMb,
+      ...(options.reservedConcurrency ? { reservedConcurrentExecutions: options.reservedConcurrency } : {}),
       timeout: Duration.seconds(options.timeoutSeconds),
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
@@ -524,6 +564,13 @@ export class JobsStack extends Stack {
   private suppressFindings(): void {
     const bucketArn = `<${this.getLogicalId(this.buckets.data.node.defaultChild as CfnElement)}.Arn>`;
     for (const fn of Object.values(this.functions)) {
+      if (this.batchInputPrefix) {
+        Validations.of(fn.role as iam.IRole).acknowledge({
+          id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArn}/${this.batchInputPrefix}*]`,
+          reason:
+            'Read only: batches may name the files services drop under the input prefix (README, security model).',
+        });
+      }
       Validations.of(fn.role as iam.IRole).acknowledge({
         id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArn}/payloads/*]`,
         reason: 'Task payload objects are keyed by job and task id under payloads/, known only at run time.',

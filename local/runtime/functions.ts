@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
+import { asFunction } from '../../shared/aws/iam-record.js';
 import { currentMeter } from '../../shared/aws/meter.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: Lambda handlers take and return any JSON.
@@ -170,7 +171,8 @@ export class FunctionHost {
         timeoutMs,
       );
     });
-    const run = (async (): Promise<InvokeOutcome> => {
+    // Every AWS call the handler makes, however late (a zombie's too), is this function's role's.
+    const run = asFunction(fn.name, async (): Promise<InvokeOutcome> => {
       if (!fn.load) {
         try {
           return { ok: true, result: await (fn.handler as LambdaHandler)(event, context) };
@@ -192,7 +194,7 @@ export class FunctionHost {
         // A timed-out or killed invocation keeps its sandbox busy until its code really ends.
         sandbox.busy = false;
       }
-    })();
+    });
     let killed: (outcome: InvokeOutcome) => void = () => {};
     const kill = new Promise<InvokeOutcome>((resolve) => (killed = resolve));
     const entry = { name, end: killed };

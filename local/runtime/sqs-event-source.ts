@@ -6,6 +6,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { asFunction } from '../../shared/aws/iam-record.js';
 import type { FunctionHost } from './functions.js';
 import { DEFAULT_LOCAL_PRINCIPAL, localPrincipal } from './principals.js';
 
@@ -105,17 +106,20 @@ export class SqsEventSource {
 
   /** One receive → invoke → delete round. Exposed so tests can step the mapping deterministically. */
   async pollOnce(): Promise<number> {
-    const { Messages = [] } = await this.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: this.mapping.queueUrl,
-        MaxNumberOfMessages: Math.min(10, this.mapping.batchSize),
-        WaitTimeSeconds: this.mapping.longPoll ? LONG_POLL_SECONDS : 0,
-        // Both spellings: older emulators only know AttributeNames.
-        AttributeNames: ['All'],
-        MessageSystemAttributeNames: ['All'],
-        MessageAttributeNames: ['All'],
-      }),
-      { abortSignal: this.abort.signal },
+    // Lambda's event source mapping receives and deletes with the function's own role.
+    const { Messages = [] } = await this.asFunction(() =>
+      this.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: this.mapping.queueUrl,
+          MaxNumberOfMessages: Math.min(10, this.mapping.batchSize),
+          WaitTimeSeconds: this.mapping.longPoll ? LONG_POLL_SECONDS : 0,
+          // Both spellings: older emulators only know AttributeNames.
+          AttributeNames: ['All'],
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+        }),
+        { abortSignal: this.abort.signal },
+      ),
     );
     this.stats.receives++;
     if (Messages.length === 0) {
@@ -127,6 +131,10 @@ export class SqsEventSource {
     const rounds = chaos.redeliver ? 2 : 1;
     await Promise.all(Array.from({ length: rounds }, () => this.deliver(Messages)));
     return Messages.length;
+  }
+
+  private asFunction<T>(call: () => Promise<T>): Promise<T> {
+    return asFunction(this.mapping.functionName, call);
   }
 
   private async resendCopies(messages: Message[]): Promise<void> {
@@ -160,11 +168,13 @@ export class SqsEventSource {
     const done = Messages.filter((m) => !failed.has(m.MessageId as string));
     for (let i = 0; i < done.length; i += 10) {
       const slice = done.slice(i, i + 10);
-      await this.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: this.mapping.queueUrl,
-          Entries: slice.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle as string })),
-        }),
+      await this.asFunction(() =>
+        this.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: this.mapping.queueUrl,
+            Entries: slice.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle as string })),
+          }),
+        ),
       );
       this.stats.deleted += slice.length;
     }

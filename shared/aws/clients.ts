@@ -4,6 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { faultClient } from './faults.js';
+import { recordClient, recordDir } from './iam-record.js';
 import { meterClient } from './meter.js';
 
 /**
@@ -46,10 +47,13 @@ export function createClients(env: NodeJS.ProcessEnv = process.env): Clients {
     ),
     lambda: new LambdaClient({}),
   };
-  // Counted by the request meter whenever one is installed (benchmarks, the fault suite).
+  // Counted by the request meter whenever one is installed (benchmarks, the fault suite); the IAM
+  // recorder joins only while recording (tests), so deployed clients carry no extra middleware.
+  const record = recordDir(env);
   for (const client of [built.dynamo, built.sqs, built.s3, built.lambda]) {
     meterClient(client);
     faultClient(client);
+    if (record) recordClient(client, record);
   }
   return built;
 }

@@ -5,6 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { demoFunction, demoProcessors } from '../../examples/processors/catalog.js';
 import { buildApp } from '../../infra/app.js';
+import { type Template as CfnTemplate, check, readDeployment } from '../../infra/iam-check.js';
 import { physicalName, resources } from '../../shared/resources.js';
 
 const context = JSON.parse(readFileSync(join(import.meta.dirname, '../../cdk.json'), 'utf8')).context;
@@ -12,9 +13,10 @@ const context = JSON.parse(readFileSync(join(import.meta.dirname, '../../cdk.jso
 // biome-ignore lint/suspicious/noExplicitAny: CloudFormation properties of any shape.
 type Resource = { Type: string; Properties: Record<string, any> };
 
-function synth(env: string) {
+function synth(env: string, overrides: Record<string, unknown> = {}) {
   // Skip esbuild bundling here: `npm run synth` bundles; these tests read the template.
-  const app = new App({ context: { ...context, env, 'aws:cdk:bundling-stacks': [] } });
+  const environments = { ...context.environments, [env]: { ...context.environments[env], ...overrides } };
+  const app = new App({ context: { ...context, environments, env, 'aws:cdk:bundling-stacks': [] } });
   const stack = buildApp(app, env);
   // Runs cdk-nag's AwsSolutions checks: any unacknowledged finding throws.
   app.synth({ validateOnSynthesis: true });
@@ -26,11 +28,18 @@ function synth(env: string) {
 
 let dev: ReturnType<typeof synth>;
 let prod: ReturnType<typeof synth>;
+/** dev with the optional settings flipped: no reserved concurrency, CORS for one origin. */
+let devUnset: ReturnType<typeof synth>;
 
 beforeAll(() => {
   dev = synth('dev');
   prod = synth('prod');
-}, 60_000);
+  devUnset = synth('dev', {
+    apiReservedConcurrency: null,
+    workerReservedConcurrency: null,
+    corsOrigins: ['https://app.example.com'],
+  });
+}, 90_000);
 
 // biome-ignore lint/suspicious/noExplicitAny: a Ref or GetAtt.
 const refId = (value: any): string | undefined => value?.['Fn::GetAtt']?.[0] ?? value?.Ref;
@@ -186,6 +195,66 @@ describe('the CDK stack', () => {
       .map(([id]) => id);
     expect(scanners).toHaveLength(1);
     expect(scanners[0]).toMatch(/^Fnsweeper/);
+  });
+
+  it("lets the API function make Find's calls: Query on each declared index, BatchGetItem on the table", () => {
+    const table = `arn:aws:dynamodb:us-east-1:000000000000:table/${physicalName('local', resources.tables.jobs.name)}`;
+    const find = [
+      ...resources.tables.jobs.indexes.map((index) => `dynamodb:Query ${table}/index/${index.name}`),
+      `dynamodb:BatchGetItem ${table}`,
+    ].map((call) => {
+      const [action, resource] = call.split(' ') as [string, string];
+      return { function: physicalName('local', 'api'), action, resource };
+    });
+    for (const env of [dev, prod]) {
+      const deployment = readDeployment(env.template.toJSON() as CfnTemplate, {
+        env: env === dev ? 'dev' : 'prod',
+        stage: 'local',
+        region: 'us-east-1',
+        account: '000000000000',
+      });
+      expect(check(deployment, find).denied.map((d) => `${d.call.action} ${d.call.resource}`)).toEqual([]);
+    }
+  });
+
+  it('reserves concurrency for the API (a cap) and the worker (a guarantee), as cdk.json says, or none', () => {
+    const reserved = (env: typeof dev, key: string) =>
+      env
+        .ofType('AWS::Lambda::Function')
+        .find(([, f]) => f.Properties.FunctionName === physicalName(env === prod ? 'prod' : 'dev', key))?.[1].Properties
+        .ReservedConcurrentExecutions;
+    expect([reserved(dev, 'api'), reserved(dev, 'worker')]).toEqual([20, 5]);
+    expect([reserved(prod, 'api'), reserved(prod, 'worker')]).toEqual([200, 100]);
+    // The others share the account's unreserved pool.
+    expect(reserved(dev, 'submitConsumer')).toBeUndefined();
+    for (const [, fn] of devUnset.ofType('AWS::Lambda::Function')) {
+      expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+    }
+    // Fewer reserved than the event source may start would throttle it.
+    expect(() => synth('dev', { workerReservedConcurrency: 4 })).toThrow(/workerReservedConcurrency/);
+  });
+
+  it('has no CORS rule on the bucket unless origins are configured, then PUT/GET for those only', () => {
+    const cors = (env: ReturnType<typeof synth>) =>
+      env
+        .ofType('AWS::S3::Bucket')
+        .map(([, b]) => b.Properties.CorsConfiguration)
+        .filter(Boolean);
+    expect(cors(dev)).toEqual([]);
+    expect(cors(prod)).toEqual([]);
+    expect(cors(devUnset)).toEqual([
+      {
+        CorsRules: [
+          {
+            AllowedMethods: ['PUT', 'GET'],
+            AllowedOrigins: ['https://app.example.com'],
+            AllowedHeaders: ['content-type'],
+            MaxAge: 3600,
+          },
+        ],
+      },
+    ]);
+    expect(() => synth('dev', { corsOrigins: ['*'] })).toThrow(/origin/);
   });
 
   it('differs between environments as cdk.json says', () => {
