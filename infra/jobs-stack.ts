@@ -264,8 +264,9 @@ export class JobsStack extends Stack {
     allow('deadLetters', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
     // Submits only: creates jobs (and their idempotency items), reads the one a duplicate names.
     allow('submitConsumer', ['dynamodb:GetItem', 'dynamodb:PutItem'], jobItems);
-    // Reads unfinished jobs (and a stalled batch's tallies) to re-send lost messages; writes none.
-    allow('sweeper', ['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:Query'], jobItems);
+    // Reads unfinished jobs (and a stalled batch's tallies) to re-send lost messages, writing the
+    // tasks' new tickets first (and, after a restart, lapsing the leases of workers that are gone).
+    allow('sweeper', ['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'], jobItems);
     for (const fn of ['api', 'worker', 'submitConsumer', 'deadLetters', 'sweeper'] as const) {
       allow(fn, ['sqs:SendMessage'], [this.queues.work.queueArn]);
     }
@@ -273,9 +274,11 @@ export class JobsStack extends Stack {
     // bucket under its input prefix (checked at submit with HeadObject, read by the plan and by
     // chunks, a dead-lettered chunk's too) and the listed buckets.
     const ownInputs = config.batchInputPrefix ? [bucket.arnForObjects(`${config.batchInputPrefix}*`)] : [];
-    for (const fn of ['api', 'worker', 'submitConsumer', 'deadLetters'] as const) {
+    for (const fn of ['api', 'worker', 'deadLetters'] as const) {
       allow(fn, ['s3:GetObject'], [...objects('inputs', 'outputs', 'payloads'), ...ownInputs, ...inputBuckets]);
     }
+    // The submit consumer only checks a named input file (HeadObject) before it writes the batch.
+    allow('submitConsumer', ['s3:GetObject'], [...ownInputs, ...inputBuckets]);
     // Writes: appended rows and uploads under inputs/ (the worker's plan spills big chunks there
     // too), chunk outcomes and outputs under outputs/, large values under payloads/.
     allow('api', ['s3:PutObject'], objects('inputs', 'payloads'));

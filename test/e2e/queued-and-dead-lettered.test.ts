@@ -35,7 +35,12 @@ beforeAll(async () => {
       },
     ],
     processors: {
-      'test.stall': { target: { type: 'lambda', functionName: 'stall-rows' }, timeoutSeconds: 20, maxAttempts: 1 },
+      'test.stall': {
+        target: { type: 'lambda', functionName: 'stall-rows' },
+        kind: 'chunks',
+        timeoutSeconds: 20,
+        maxAttempts: 1,
+      },
     },
   });
   sqs = new SQSClient({});
