@@ -56,8 +56,12 @@ export class S3PayloadStore implements PayloadStore {
       }
       return JSON.parse((await object.Body?.transformToString('utf8')) ?? 'null');
     } catch (error) {
-      // Expired by the bucket's lifecycle before the job item: say so rather than fail the read.
-      if (error instanceof NoSuchKey) return { expired: true, message: 'this value was stored in S3 and has expired' };
+      // Expired by the bucket's lifecycle before the job item: say so rather than fail the read. S3
+      // answers a missing key with 403, not 404, to a role that may not list the bucket (ours).
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (error instanceof NoSuchKey || status === 404 || status === 403) {
+        return { expired: true, message: 'this value was stored in S3 and has expired' };
+      }
       throw error;
     }
   }
