@@ -31,6 +31,7 @@ import {
   IdempotencyMismatchError,
   InputChangedError,
   InputMissingError,
+  InputUnreadableError,
   InvalidStateError,
   NotFoundError,
   UnknownProcessorError,
@@ -691,7 +692,7 @@ export class BatchEngine {
       }
     }
     // Aborted or failed before it was planned: its rows are counted (all ABORTED) now; a file that
-    // is gone has none.
+    // is gone (or cannot be read into rows) has none.
     const rows = job.batch.plan?.rows ?? (await this.countRows(job.batch.parts, { missingIsEmpty: true }));
     const chunks = chunkCount(rows, job.batch.chunkSize);
     const from = slice.from ?? 0;
@@ -787,7 +788,9 @@ export class BatchEngine {
         ? 'INPUT_MISSING'
         : error instanceof InputChangedError
           ? 'INPUT_CHANGED'
-          : null;
+          : error instanceof InputUnreadableError
+            ? error.code
+            : null;
     if (!code) return false;
     await this.failBatch(jobId, { kind: 'error', code, message: (error as Error).message });
     return true;
@@ -995,13 +998,19 @@ export class BatchEngine {
     return message.rows ?? ((await this.deps.files.getJson(message.rowsKey!)) as ChunkRow[]);
   }
 
-  /** Rows the parts hold, read through once (streamed). Throws `InputMissingError` unless told otherwise. */
+  /**
+   * Rows the parts hold, read through once (streamed). Throws when the input is gone, changed or
+   * unreadable, unless told that such an input holds no rows.
+   */
   private async countRows(parts: BatchPart[], options: { missingIsEmpty?: boolean } = {}): Promise<number> {
     let rows = 0;
     try {
       for await (const _ of this.deps.files.rows(parts)) rows++;
     } catch (error) {
-      const gone = error instanceof InputMissingError || error instanceof InputChangedError;
+      const gone =
+        error instanceof InputMissingError ||
+        error instanceof InputChangedError ||
+        error instanceof InputUnreadableError;
       if (!(options.missingIsEmpty && gone)) throw error;
     }
     return rows;
