@@ -89,7 +89,9 @@ export class S3BatchFiles implements BatchFiles {
       const start = from?.part === index ? { byte: from.byte, fileLine: from.fileLine } : { byte: 0, fileLine: 1 };
       let rows: AsyncIterable<Row>;
       if (part.kind === 'rows') {
-        rows = jsonLines(this.lines(this.bucket, part.key, undefined, start), this.limits);
+        // Rows the API took (and stored) are never refused later: the request's size bounded them.
+        const ours = { ...this.limits, maxLineBytes: Number.POSITIVE_INFINITY };
+        rows = jsonLines(this.lines(this.bucket, part.key, undefined, start, ours.maxLineBytes), ours);
       } else if (part.format === 'csv') {
         // Resuming past the header: it is read on its own first (the reader stops right after it).
         const header = start.byte > 0 ? await this.csvHeader(part) : undefined;
@@ -278,8 +280,8 @@ export class S3BatchFiles implements BatchFiles {
     key: string,
     etag?: string,
     start: { byte: number; fileLine: number } = { byte: 0, fileLine: 1 },
+    maxLineBytes = this.limits.maxLineBytes,
   ): AsyncIterable<Line> {
-    const { maxLineBytes } = this.limits;
     const body = await this.body(bucket, key, etag, start.byte);
     let byte = start.byte;
     let fileLine = start.fileLine;

@@ -133,6 +133,23 @@ describe('reading rows: every row counted, lines bounded', () => {
     expect(resumed).toEqual(whole.slice(6));
   });
 
+  it('holds files to maxLineBytes, but not the rows the API took and stored itself', async () => {
+    const bucket = stack.info.buckets.data!;
+    const { s3 } = countingS3();
+    const files = new S3BatchFiles(s3, bucket, { maxLineBytes: 10 });
+    const row = { memo: 'x'.repeat(100) };
+    await files.putRows('in/stored-rows.jsonl', [row]);
+    const read = async (part: Parameters<typeof files.rows>[0][number]) => {
+      const rows = [];
+      for await (const r of files.rows([part])) rows.push(r);
+      return rows;
+    };
+    expect((await read({ kind: 'rows', key: 'in/stored-rows.jsonl', rows: 1 })).map((r) => r.input)).toEqual([row]);
+    const asFile = await read({ kind: 'file', bucket, key: 'in/stored-rows.jsonl', format: 'jsonl' });
+    expect(asFile[0]!.invalid).toMatch(/longer than 10 bytes/);
+    s3.destroy();
+  });
+
   it('refuses to read rows under a CSV header it cannot read, instead of reading none', async () => {
     await expect(read('n,"memo\n1,x\n2,y\n', 'csv')).rejects.toThrow(/CSV header/);
     await expect(read('n,n\n1,x\n', 'csv')).rejects.toThrow(/CSV header.*'n' twice/);
