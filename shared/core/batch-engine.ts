@@ -12,7 +12,7 @@ import {
   chunkOfLine,
   chunksInTally,
   failedRows,
-  finalStatus,
+  finalOutcome,
   invalidRowOutcome,
   linesOfChunk,
   type RowCounts,
@@ -726,7 +726,9 @@ export class BatchEngine {
       next.batch.counts = counts;
       next.batch.plan ??= { rows, chunks };
       if (!isTerminal(next.status)) {
-        next.status = finalStatus(next.batch, counts);
+        const outcome = finalOutcome(next.batch, counts, rows);
+        next.status = outcome.status;
+        if (outcome.status === 'FAILED') next.batch.error = outcome.error;
         next.endedAt = next.updatedAt;
         next.startedAt ??= next.updatedAt;
       }
