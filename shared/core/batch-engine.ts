@@ -400,7 +400,9 @@ export class BatchEngine {
     const from = resume && { part: resume.part, byte: resume.byte, fileLine: resume.fileLine };
     for await (const { input, invalid, at } of this.deps.files.rows(parts, from)) {
       line++;
-      yield { row: invalid !== undefined ? { line, invalid } : { line, input }, at };
+      // A row's number (`line`) counts rows; its file's lines may run ahead (a header, blank lines).
+      const why = `row ${line} (file line ${at.fileLine}): ${invalid}`;
+      yield { row: invalid !== undefined ? { line, invalid: why } : { line, input }, at };
     }
   }
 
