@@ -8,7 +8,7 @@ import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
 import { Cursors } from '../core/search.js';
 import { resourceEnv, resources } from '../resources.js';
-import { S3BatchFiles } from './batch-files.js';
+import { DEFAULT_READ_LIMITS, S3BatchFiles } from './batch-files.js';
 import { clients } from './clients.js';
 import { DynamoJobIndex } from './job-index.js';
 import { DynamoJobStore } from './job-store.js';
@@ -103,7 +103,10 @@ export function wiringFromEnv(
   const batches = new BatchEngine({
     store,
     tallies: new DynamoTallyStore(doc, table, retentionDays),
-    files: new S3BatchFiles(s3, required(env, resourceEnv.bucket('data'))),
+    files: new S3BatchFiles(s3, required(env, resourceEnv.bucket('data')), {
+      maxLineBytes: positiveNumber(env.BATCH_MAX_LINE_BYTES, DEFAULT_READ_LIMITS.maxLineBytes),
+      maxQuotedLines: positiveNumber(env.BATCH_CSV_MAX_QUOTED_LINES, DEFAULT_READ_LIMITS.maxQuotedLines),
+    }),
     queue,
     invoker,
     processors,
@@ -152,7 +155,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|SEARCH_INDEX|PLAN_CHUNKS|FINALIZE_CHUNKS|BATCH_INPUT_|MAX_JSON_DEPTH$)/.test(
+        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|SEARCH_INDEX|PLAN_CHUNKS|FINALIZE_CHUNKS|BATCH_|MAX_JSON_DEPTH$)/.test(
           variable,
         ),
       )

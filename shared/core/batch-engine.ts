@@ -13,7 +13,7 @@ import {
   chunkOfLine,
   chunksInTally,
   failedRows,
-  finalStatus,
+  finalOutcome,
   invalidRowOutcome,
   linesOfChunk,
   type RowCounts,
@@ -32,6 +32,7 @@ import {
   IdempotencyMismatchError,
   InputChangedError,
   InputMissingError,
+  InputUnreadableError,
   InvalidStateError,
   NotFoundError,
   PayloadTooLargeError,
@@ -496,8 +497,10 @@ export class BatchEngine {
     for await (const { input, invalid, at } of this.deps.files.rows(parts, from)) {
       line++;
       // A file's row is checked like an inline one: nested too deep, no chunk message could carry it.
-      const refused = invalid ?? (nestsDeeperThan(input) ? `line ${line}: the row ${depthMessage()}` : undefined);
-      yield { row: refused !== undefined ? { line, invalid: refused } : { line, input }, at };
+      // A row's number (`line`) counts rows; its file's lines may run ahead (a header, blank lines).
+      const refused = invalid ?? (nestsDeeperThan(input) ? `the row ${depthMessage()}` : undefined);
+      const why = refused && `row ${line} (file line ${at.fileLine}): ${refused}`;
+      yield { row: why !== undefined ? { line, invalid: why } : { line, input }, at };
     }
   }
 
@@ -789,7 +792,7 @@ export class BatchEngine {
       }
     }
     // Aborted or failed before it was planned: its rows are counted (all ABORTED) now; a file that
-    // is gone has none.
+    // is gone (or cannot be read into rows) has none.
     const rows = job.batch.plan?.rows ?? (await this.countRows(job.batch.parts, { missingIsEmpty: true }));
     const chunks = chunkCount(rows, job.batch.chunkSize);
     const from = slice.from ?? 0;
@@ -823,7 +826,9 @@ export class BatchEngine {
       next.batch.counts = counts;
       next.batch.plan ??= { rows, chunks };
       if (!isTerminal(next.status)) {
-        next.status = finalStatus(next.batch, counts);
+        const outcome = finalOutcome(next.batch, counts, rows);
+        next.status = outcome.status;
+        if (outcome.status === 'FAILED') next.batch.error = outcome.error;
         next.endedAt = next.updatedAt;
         next.startedAt ??= next.updatedAt;
       }
@@ -885,7 +890,9 @@ export class BatchEngine {
         ? 'INPUT_MISSING'
         : error instanceof InputChangedError
           ? 'INPUT_CHANGED'
-          : null;
+          : error instanceof InputUnreadableError
+            ? error.code
+            : null;
     if (!code) return false;
     await this.failBatch(jobId, { kind: 'error', code, message: (error as Error).message });
     return true;
@@ -1100,13 +1107,19 @@ export class BatchEngine {
     return message.rows ?? ((await this.deps.files.getJson(message.rowsKey!)) as ChunkRow[]);
   }
 
-  /** Rows the parts hold, read through once (streamed). Throws `InputMissingError` unless told otherwise. */
+  /**
+   * Rows the parts hold, read through once (streamed). Throws when the input is gone, changed or
+   * unreadable, unless told that such an input holds no rows.
+   */
   private async countRows(parts: BatchPart[], options: { missingIsEmpty?: boolean } = {}): Promise<number> {
     let rows = 0;
     try {
       for await (const _ of this.deps.files.rows(parts)) rows++;
     } catch (error) {
-      const gone = error instanceof InputMissingError || error instanceof InputChangedError;
+      const gone =
+        error instanceof InputMissingError ||
+        error instanceof InputChangedError ||
+        error instanceof InputUnreadableError;
       if (!(options.missingIsEmpty && gone)) throw error;
     }
     return rows;

@@ -350,9 +350,33 @@ export function failedRows(rows: readonly ChunkRow[], error: TaskError): RowOutc
   );
 }
 
-/** A finished batch's status: FAILED when more rows failed than it tolerates. */
-export function finalStatus(batch: Pick<BatchState, 'maxFailedRows'>, counts: RowCounts): 'SUCCEEDED' | 'FAILED' {
-  return counts.failed > batch.maxFailedRows ? 'FAILED' : 'SUCCEEDED';
+/**
+ * How a batch that ran to its end ends: FAILED, saying why, when its input held no rows, when
+ * its outcomes do not account for every row (a bug, never a success), or when more rows failed
+ * than it tolerates.
+ */
+export function finalOutcome(
+  batch: Pick<BatchState, 'maxFailedRows'>,
+  counts: RowCounts,
+  rows: number,
+): { status: 'SUCCEEDED' } | { status: 'FAILED'; error: TaskError } {
+  const failed = (code: string, message: string) => ({
+    status: 'FAILED' as const,
+    error: { kind: 'error' as const, code, message },
+  });
+  if (rows === 0) return failed('EMPTY_INPUT', "the batch's input holds no rows");
+  const accounted = counts.succeeded + counts.failed + counts.aborted;
+  if (accounted !== rows || counts.aborted > 0) {
+    return failed(
+      'ROWS_UNACCOUNTED',
+      `${rows} rows planned; outcomes for ${counts.succeeded} succeeded, ${counts.failed} failed, ${counts.aborted} not run`,
+    );
+  }
+  if (counts.failed > batch.maxFailedRows) {
+    const rowsFailed = `${counts.failed} row${counts.failed === 1 ? '' : 's'} failed`;
+    return failed('TOO_MANY_FAILED_ROWS', `${rowsFailed}; maxFailedRows is ${batch.maxFailedRows}`);
+  }
+  return { status: 'SUCCEEDED' };
 }
 
 /** Rows the batch has (or will have, once planned). */

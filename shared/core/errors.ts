@@ -102,6 +102,22 @@ export class InputChangedError extends Error {
   }
 }
 
+/**
+ * A batch's input file cannot be read into rows at all (a CSV header that cannot be read): the batch
+ * fails with `code`, rather than run none of its rows or rows under the wrong names.
+ */
+export class InputUnreadableError extends Error {
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+    readonly code: 'BAD_HEADER',
+    reason: string,
+  ) {
+    super(`input s3://${bucket}/${key}: ${reason}`);
+    this.name = 'InputUnreadableError';
+  }
+}
+
 /** An output upload carried between finalize steps is gone (completed by a twin step, or expired). */
 export class AssemblyLostError extends Error {
   constructor(readonly key: string) {

@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +51,12 @@ describe('batches over HTTP with demo.rows', () => {
     expect(submitted.status).toBe(202);
     const job = await settle((submitted.body as Batch).id);
     expect(job.status).toBe('FAILED');
+    // It says why it failed.
+    expect(job.error).toEqual({
+      kind: 'error',
+      code: 'TOO_MANY_FAILED_ROWS',
+      message: '3 rows failed; maxFailedRows is 0',
+    });
     expect(job.kind).toBe('batch');
     expect(job.counts).toEqual({ total: 2500, pending: 0, running: 0, succeeded: 2497, failed: 3, aborted: 0 });
     expect(job.batch.chunks).toEqual({ total: 25, done: 25 });
@@ -72,6 +83,7 @@ describe('batches over HTTP with demo.rows', () => {
     const job = await settle((submitted.body as Batch).id);
     expect(job.status).toBe('SUCCEEDED');
     expect(job.counts).toMatchObject({ succeeded: 247, failed: 3 });
+    expect(job.error).toBeNull();
   });
 
   it('holds a batch, appends twice, releases it: lines continue across appends', async () => {
@@ -206,7 +218,9 @@ describe('batches over HTTP with demo.rows', () => {
     expect(results[2].error.code).toBe('INVALID_TRANSACTION');
     expect(results[2].messages).toHaveLength(4);
     expect(results[3].error).toMatchObject({ code: 'BAD_ROW' });
-    expect(results[3].error.message).toMatch(/3 field\(s\); the header has 5/);
+    // The row's number is its `line`; the message names both it and where it is in the file.
+    expect(results[3].line).toBe(4);
+    expect(results[3].error.message).toBe('row 4 (file line 5): 3 field(s); the header has 5');
     expect(results[5].error.code).toBe('BAD_ROW');
     expect(results[4].result.description).toBe('multi\nline memo');
     expect(await download(job.batch.outputs.postings.url)).toEqual([
@@ -270,6 +284,7 @@ describe('batches over HTTP with demo.rows', () => {
     } while (cursor);
     expect(failed.map((r) => r.line)).toEqual([10, 20, 101, 450]);
     expect(failed[2].error.code).toBe('BAD_ROW');
+    expect(failed[2].error.message).toMatch(/^row 101 \(file line 101\): not JSON: /);
     expect(pages).toBeGreaterThanOrEqual(2);
     // Every row, in order, across pages of 100 (no gaps, no duplicates).
     const all: number[] = [];
@@ -289,6 +304,91 @@ describe('batches over HTTP with demo.rows', () => {
     expect(other.status).toBe(400);
     const forged = `${Buffer.from(JSON.stringify({ l: 400, q: 'x' })).toString('base64url')}.AAAA`;
     expect((await api.call('GET', `/v1/jobs/${job.id}/rows?cursor=${forged}`)).status).toBe(400);
+  });
+
+  it("runs a file uploaded with the README's curl command: a stray quote fails its row alone, the rest run", async () => {
+    const submitted = await api.submit({
+      type: 'bank_import',
+      batch: { processor: 'demo.rows', upload: true, input: { format: 'csv' }, chunkSize: 50, maxFailedRows: 1000 },
+    });
+    const created = submitted.body as Batch;
+    // The very command the README gives, run by curl (which sends a body as a form unless told
+    // otherwise, and asks `Expect: 100-continue` past 1 MB: this file is larger).
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const command = readme.split('\n').find((line) => /^curl .*-X PUT .*"\$UPLOAD_URL"/.test(line));
+    expect(command).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'upload-'));
+    const lines = [
+      'n,memo',
+      '1,ok',
+      '2,"stray quote',
+      ...Array.from({ length: 12_000 }, (_, i) => `${i + 3},${'x'.repeat(90)}`),
+    ];
+    writeFileSync(join(dir, 'transactions.csv'), `${lines.join('\n')}\n`);
+    // Not execFileSync: the embedded S3 answers from this very process.
+    await promisify(execFile)('bash', ['-c', command!], {
+      cwd: dir,
+      env: { ...process.env, UPLOAD_URL: created.batch.upload.url },
+    });
+    expect((await api.call('POST', `/v1/jobs/${created.id}/release`)).status).toBe(202);
+    const job = await settle(created.id, 120);
+    expect(job.status).toBe('SUCCEEDED');
+    expect(job.counts).toMatchObject({ total: 12_002, succeeded: 12_001, failed: 1 });
+    const errors = (await download(job.batch.outputs.errors.url)).map((l) => JSON.parse(l));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ line: 2, error: { code: 'BAD_ROW' } });
+    expect(errors[0].error.message).toMatch(/^row 2 \(file line 3\): a quoted field is not closed within 100 lines/);
+  }, 150_000);
+
+  it('fails a batch whose input holds no rows with EMPTY_INPUT, rather than succeed with none', async () => {
+    const { s3 } = createClients();
+    const bucket = stack.info.buckets.data;
+    const empty = async (format: 'csv' | 'jsonl', body: string) => {
+      const submitted = await api.submit({
+        type: 'import',
+        batch: { processor: 'demo.rows', upload: true, input: { format } },
+      });
+      const created = submitted.body as Batch;
+      expect((await fetch(created.batch.upload.url, { method: 'PUT', body })).status).toBe(200);
+      expect((await api.call('POST', `/v1/jobs/${created.id}/release`)).status).toBe(202);
+      return created.id;
+    };
+    const key = `incoming/blank-${Date.now()}.jsonl`;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: '\n  \n' }));
+    const named = await api.submit({ type: 'import', batch: { processor: 'demo.rows', input: { bucket, key } } });
+    const held = await api.submit({ type: 'import', batch: { processor: 'demo.rows', hold: true } });
+    expect((await api.call('POST', `/v1/jobs/${(held.body as Batch).id}/release`)).status).toBe(202);
+    const ids = [
+      await empty('jsonl', ''),
+      await empty('csv', 'n,memo\r\n'),
+      (named.body as Batch).id,
+      (held.body as Batch).id,
+    ];
+    for (const id of ids) {
+      const job = await settle(id);
+      expect(job).toMatchObject({
+        status: 'FAILED',
+        counts: { total: 0 },
+        error: { kind: 'error', code: 'EMPTY_INPUT' },
+      });
+      expect(job.error.message).toMatch(/no rows/);
+      expect(job.batch.finalized).toBe(true);
+    }
+  }, 90_000);
+
+  it('fails a CSV batch whose header cannot be read, rather than read no rows or misnamed ones', async () => {
+    for (const header of ['n,"memo', 'n,memo,n']) {
+      const submitted = await api.submit({
+        type: 'import',
+        batch: { processor: 'demo.rows', upload: true, input: { format: 'csv' }, maxFailedRows: 10 },
+      });
+      const created = submitted.body as Batch;
+      await fetch(created.batch.upload.url, { method: 'PUT', body: `${header}\n1,a,b\n2,c,d\n` });
+      await api.call('POST', `/v1/jobs/${created.id}/release`);
+      const job = await settle(created.id);
+      expect(job).toMatchObject({ status: 'FAILED', error: { kind: 'error', code: 'BAD_HEADER' } });
+      expect(job.error.message).toMatch(/CSV header \(file line 1\)/);
+    }
   });
 
   it('aborts mid-batch: ABORTED, unrun rows counted ABORTED, outputs assembled from what finished', async () => {

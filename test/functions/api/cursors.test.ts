@@ -131,7 +131,7 @@ describe('an input file row nested too deep', () => {
     expect(rows.body.items.map((row) => row.status)).toEqual(['SUCCEEDED', 'FAILED', 'SUCCEEDED']);
     expect(rows.body.items[1]?.error).toMatchObject({
       code: 'BAD_ROW',
-      message: 'line 2: the row must nest at most 64 levels deep',
+      message: 'row 2 (file line 2): the row must nest at most 64 levels deep',
     });
   });
 });

@@ -9,7 +9,7 @@ import {
   chunksInTally,
   decodeCommit,
   encodeCommit,
-  finalStatus,
+  finalOutcome,
   linesOfChunk,
   MAX_APPENDS,
   readChunkReply,
@@ -35,9 +35,29 @@ describe('chunks are found by arithmetic', () => {
     });
   });
 
-  it('fails a batch only past maxFailedRows', () => {
-    expect(finalStatus({ maxFailedRows: 0 }, { succeeded: 9, failed: 1, aborted: 0 })).toBe('FAILED');
-    expect(finalStatus({ maxFailedRows: 1 }, { succeeded: 9, failed: 1, aborted: 0 })).toBe('SUCCEEDED');
+  it('fails a batch past maxFailedRows, saying so', () => {
+    expect(finalOutcome({ maxFailedRows: 0 }, { succeeded: 9, failed: 1, aborted: 0 }, 10)).toEqual({
+      status: 'FAILED',
+      error: { kind: 'error', code: 'TOO_MANY_FAILED_ROWS', message: '1 row failed; maxFailedRows is 0' },
+    });
+    expect(finalOutcome({ maxFailedRows: 1 }, { succeeded: 9, failed: 1, aborted: 0 }, 10)).toEqual({
+      status: 'SUCCEEDED',
+    });
+  });
+
+  it('never ends a batch SUCCEEDED without rows, or with rows its outcomes do not account for', () => {
+    expect(finalOutcome({ maxFailedRows: 5 }, { succeeded: 0, failed: 0, aborted: 0 }, 0)).toMatchObject({
+      status: 'FAILED',
+      error: { code: 'EMPTY_INPUT' },
+    });
+    expect(finalOutcome({ maxFailedRows: 5 }, { succeeded: 9, failed: 0, aborted: 0 }, 10)).toMatchObject({
+      status: 'FAILED',
+      error: { code: 'ROWS_UNACCOUNTED' },
+    });
+    expect(finalOutcome({ maxFailedRows: 5 }, { succeeded: 9, failed: 0, aborted: 1 }, 10)).toMatchObject({
+      status: 'FAILED',
+      error: { code: 'ROWS_UNACCOUNTED' },
+    });
   });
 });
 
