@@ -3,8 +3,24 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { build } from 'esbuild';
+import { type BuildOptions, build } from 'esbuild';
 import { resources } from '../shared/resources.js';
+
+/** How infra/jobs-stack.ts (`nodeFunction`) has NodejsFunction bundle a handler: one ESM file, SDK inside. */
+export function bundleOptions(entry: string, outfile: string): BuildOptions {
+  return {
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    minify: true,
+    mainFields: ['module', 'main'],
+    banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
+    logLevel: 'error',
+  };
+}
 
 /**
  * Per function: the bundle CDK would deploy (same esbuild settings as infra/jobs-stack.ts) and the
@@ -17,18 +33,7 @@ export async function measureBundles(runs = 5) {
     const results: Record<string, { bytes: number; gzipBytes: number; coldInitMs: number }> = {};
     for (const [name, fn] of Object.entries(resources.functions)) {
       const outfile = join(dir, `${name}.mjs`);
-      await build({
-        entryPoints: [join(root, fn.entry)],
-        outfile,
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node24',
-        minify: true,
-        mainFields: ['module', 'main'],
-        banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
-        logLevel: 'error',
-      });
+      await build(bundleOptions(join(root, fn.entry), outfile));
       const code = readFileSync(outfile);
       const probe = join(dir, `${name}-probe.mjs`);
       writeFileSync(

@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { wiring } from '../../shared/aws/wiring.js';
 import { ROW_STATUSES } from '../../shared/core/batch.js';
 import { idempotencyKeyOf } from '../../shared/core/engine.js';

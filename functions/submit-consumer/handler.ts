@@ -3,7 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { clients } from '../../shared/aws/clients.js';
+import { sqsClient } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
 import type { JobEngine, PreparedJob } from '../../shared/core/engine.js';
 import { ForbiddenError, JobsError } from '../../shared/core/errors.js';
@@ -69,7 +69,7 @@ function prepare(engine: JobEngine, record: SQSRecord): { job: PreparedJob; chos
 async function refuse(record: SQSRecord, error: JobsError): Promise<void> {
   const reason = { code: error.code, message: error.message, details: error.details };
   logger.warn('submission refused, moved to the dead-letter queue', { messageId: record.messageId, reason });
-  await clients().sqs.send(
+  await sqsClient().send(
     new SendMessageCommand({
       QueueUrl: process.env[resourceEnv.queueUrl('submitDlq')],
       MessageBody: record.body,

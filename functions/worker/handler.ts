@@ -1,12 +1,17 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSRecord } from 'aws-lambda';
-import { wiring } from '../../shared/aws/wiring.js';
+import { lambdaClient } from '../../shared/aws/clients.js';
+import { TargetInvoker } from '../../shared/aws/processor-invoker.js';
+import { type WiringParts, wiring } from '../../shared/aws/wiring.js';
 import { parseJson, workMessageSchema } from '../../shared/core/schemas.js';
 import { engineLog, hideMessage, retrySoon, sqsBatchHandler } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-worker' });
 const log = engineLog(logger);
+
+/** Only the worker calls processors, so only its bundle holds the Lambda client. */
+const parts: WiringParts = { invoker: (env) => new TargetInvoker(lambdaClient(), env) };
 
 /** Thrown so the batch processor reports the record as failed and SQS brings it back later. */
 class RetryLater extends Error {}
@@ -47,7 +52,7 @@ async function handleMessage(record: SQSRecord, context?: Context): Promise<void
     logger.error('Unreadable work message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
     return;
   }
-  const { engine, batches } = wiring('worker', log);
+  const { engine, batches } = wiring('worker', log, parts);
   const message = parsed.data;
   const sentAt = Number(record.attributes.SentTimestamp) || undefined;
   const hooks = {

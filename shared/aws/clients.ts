@@ -11,6 +11,9 @@ import { meterClient } from './meter.js';
  * One place that builds the AWS SDK clients. Endpoints come from the SDK's own conventions
  * (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, …), so the same code reaches AWS, the embedded
  * cloud or LocalStack without knowing which.
+ *
+ * One builder per service, so a function's bundle holds only the SDK clients it calls (esbuild
+ * drops the builders, and with them the SDK packages, that nothing reaches).
  */
 
 function customS3Endpoint(env: NodeJS.ProcessEnv): boolean {
@@ -25,17 +28,40 @@ export interface Clients {
   lambda: LambdaClient;
 }
 
-export function createClients(env: NodeJS.ProcessEnv = process.env): Clients {
-  const dynamo = new DynamoDBClient({});
-  const emulated = customS3Endpoint(env);
-  const built: Clients = {
-    dynamo,
-    doc: DynamoDBDocumentClient.from(dynamo, {
-      marshallOptions: { removeUndefinedValues: true, convertEmptyValues: false },
-    }),
-    sqs: new SQSClient({}),
-    s3: new S3Client(
-      emulated
+type AnyClient = Parameters<typeof meterClient>[0] & Parameters<typeof recordClient>[0];
+
+/**
+ * Every client the project builds passes here: counted by the request meter whenever one is
+ * installed (benchmarks, the fault suite); the IAM recorder joins only while recording (tests), so
+ * deployed clients carry no extra middleware.
+ */
+function hooked<T extends AnyClient>(client: T, env: NodeJS.ProcessEnv): T {
+  meterClient(client);
+  faultClient(client);
+  const record = recordDir(env);
+  if (record) recordClient(client, record);
+  return client;
+}
+
+function newDynamo(env: NodeJS.ProcessEnv): DynamoDBClient {
+  return hooked(new DynamoDBClient({}), env);
+}
+
+/** Shares the low-level client's middleware stack, so the hooks above see its calls too. */
+function newDoc(dynamo: DynamoDBClient): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(dynamo, {
+    marshallOptions: { removeUndefinedValues: true, convertEmptyValues: false },
+  });
+}
+
+function newSqs(env: NodeJS.ProcessEnv): SQSClient {
+  return hooked(new SQSClient({}), env);
+}
+
+function newS3(env: NodeJS.ProcessEnv): S3Client {
+  return hooked(
+    new S3Client(
+      customS3Endpoint(env)
         ? {
             // Emulators serve path-style only; and with default checksums a streamed body goes
             // aws-chunked, which s3rver would store with the chunk markers inside the object.
@@ -45,30 +71,62 @@ export function createClients(env: NodeJS.ProcessEnv = process.env): Clients {
           }
         : {},
     ),
-    lambda: new LambdaClient({}),
-  };
-  // Counted by the request meter whenever one is installed (benchmarks, the fault suite); the IAM
-  // recorder joins only while recording (tests), so deployed clients carry no extra middleware.
-  const record = recordDir(env);
-  for (const client of [built.dynamo, built.sqs, built.s3, built.lambda]) {
-    meterClient(client);
-    faultClient(client);
-    if (record) recordClient(client, record);
-  }
-  return built;
+    env,
+  );
 }
 
-let shared: { key: string; clients: Clients } | undefined;
+function newLambda(env: NodeJS.ProcessEnv): LambdaClient {
+  return hooked(new LambdaClient({}), env);
+}
+
+/** Fresh clients of every service, not shared with anyone (tests that hook or meter their own). */
+export function createClients(env: NodeJS.ProcessEnv = process.env): Clients {
+  const dynamo = newDynamo(env);
+  return { dynamo, doc: newDoc(dynamo), sqs: newSqs(env), s3: newS3(env), lambda: newLambda(env) };
+}
+
+const shared = new Map<keyof Clients, { key: string; client: unknown }>();
 
 /**
- * Clients reused across invocations of a warm Lambda (connection reuse is most of their cost);
- * rebuilt if the endpoints change, as when a local stack restarts in the same process.
+ * A client reused across invocations of a warm Lambda (connection reuse is most of its cost),
+ * built on first use; rebuilt if the endpoints change, as when a local stack restarts in the same
+ * process.
  */
-export function clients(): Clients {
+function sharedClient<K extends keyof Clients>(service: K, build: () => Clients[K]): Clients[K] {
   const key = Object.entries(process.env)
     .filter(([name]) => name.startsWith('AWS_ENDPOINT_URL') || name === 'AWS_REGION')
     .sort()
     .join(';');
-  if (shared?.key !== key) shared = { key, clients: createClients() };
-  return shared.clients;
+  const hit = shared.get(service);
+  if (hit?.key === key) return hit.client as Clients[K];
+  const client = build();
+  shared.set(service, { key, client });
+  return client;
+}
+
+export const dynamoClient = (): DynamoDBClient => sharedClient('dynamo', () => newDynamo(process.env));
+export const docClient = (): DynamoDBDocumentClient => sharedClient('doc', () => newDoc(dynamoClient()));
+export const sqsClient = (): SQSClient => sharedClient('sqs', () => newSqs(process.env));
+export const s3Client = (): S3Client => sharedClient('s3', () => newS3(process.env));
+export const lambdaClient = (): LambdaClient => sharedClient('lambda', () => newLambda(process.env));
+
+/** The shared clients of every service, each built when first read. */
+export function clients(): Clients {
+  return {
+    get dynamo() {
+      return dynamoClient();
+    },
+    get doc() {
+      return docClient();
+    },
+    get sqs() {
+      return sqsClient();
+    },
+    get s3() {
+      return s3Client();
+    },
+    get lambda() {
+      return lambdaClient();
+    },
+  };
 }

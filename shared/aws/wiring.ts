@@ -4,16 +4,16 @@ import { BatchEngine, DEFAULT_INPUT_POLICY } from '../core/batch-engine.js';
 import { JobEngine } from '../core/engine.js';
 import { Finder } from '../core/find.js';
 import { DEFAULT_MAX_JSON_DEPTH, setMaxJsonDepth } from '../core/json-depth.js';
+import type { ProcessorInvoker } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
 import { Cursors } from '../core/search.js';
 import { resourceEnv, resources } from '../resources.js';
 import { DEFAULT_READ_LIMITS, S3BatchFiles } from './batch-files.js';
-import { clients } from './clients.js';
+import { docClient, s3Client, sqsClient } from './clients.js';
 import { DynamoJobIndex } from './job-index.js';
 import { DynamoJobStore } from './job-store.js';
 import { S3PayloadStore } from './payloads.js';
-import { TargetInvoker } from './processor-invoker.js';
 import { DynamoTallyStore } from './tally-store.js';
 import { SqsWorkQueue } from './work-queue.js';
 
@@ -73,14 +73,34 @@ function cursorKey(env: NodeJS.ProcessEnv): () => Promise<string> {
 }
 
 /**
+ * What only some functions need, handed in by those that do, so that the others' bundles leave
+ * it (and the SDK client behind it) out: calling processors (the worker, with the Lambda client).
+ */
+export interface WiringParts {
+  invoker?: (env: NodeJS.ProcessEnv) => ProcessorInvoker;
+}
+
+/** The invoker of a function that calls no processors: reaching it is a bug in the wiring. */
+function noInvoker(name: string): ProcessorInvoker {
+  const refuse = async (): Promise<never> => {
+    throw new Error(`${name} calls no processors: its wiring was built without an invoker`);
+  };
+  return { invoke: refuse, invokeChunk: refuse };
+}
+
+/**
  * Builds the engine from the environment the CDK stack (or the local runtime) sets. Built once
  * per warm Lambda; a bad processor configuration fails the cold start loudly.
  */
 export function wiringFromEnv(
   env: NodeJS.ProcessEnv = process.env,
   log?: ConstructorParameters<typeof JobEngine>[0]['log'],
+  parts: WiringParts = {},
+  name = 'this function',
 ): Wiring {
-  const { doc, sqs, s3, lambda } = clients();
+  const doc = docClient();
+  const sqs = sqsClient();
+  const s3 = s3Client();
   // The schemas' depth limit is module state of the core; every function sets it here, at cold start.
   setMaxJsonDepth(env.MAX_JSON_DEPTH ? Number(env.MAX_JSON_DEPTH) : DEFAULT_MAX_JSON_DEPTH);
   const payloads = new S3PayloadStore(
@@ -97,7 +117,7 @@ export function wiringFromEnv(
     maxReceiveCount: resources.queues.work.deadLetter.maxReceiveCount,
   });
   const queue = new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work')));
-  const invoker = new TargetInvoker(lambda, env);
+  const invoker = parts.invoker ? parts.invoker(env) : noInvoker(name);
   const leaseMarginSeconds = positiveNumber(env.LEASE_MARGIN_SECONDS, 10);
   const cursors = new Cursors(cursorKey(env));
   const batches = new BatchEngine({
@@ -151,7 +171,7 @@ const cache = new Map<string, { key: string; wiring: Wiring }>();
  * Lambda). Keyed on the variables it reads, so a local stack restarted in the same process gets
  * fresh wiring; per function, so each logs under its own service name.
  */
-export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]): Wiring {
+export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1], parts: WiringParts = {}): Wiring {
   const key = JSON.stringify(
     Object.entries(process.env)
       .filter(([variable]) =>
@@ -163,7 +183,7 @@ export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1]):
   );
   const hit = cache.get(name);
   if (hit?.key === key) return hit.wiring;
-  const fresh = wiringFromEnv(process.env, log);
+  const fresh = wiringFromEnv(process.env, log, parts, name);
   cache.set(name, { key, wiring: fresh });
   return fresh;
 }

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { IdempotencyMismatchError, InvalidStateError } from './errors.js';
 import { jsonValue } from './json-depth.js';
 import type { JobStatus, TaskError } from './model.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidStateError } from './errors.js';
 import type { Job } from './model.js';
 import type { AnyJob } from './ports.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * How deep a free-form JSON value (task input, meta, rows, context, a processor's result) may nest.

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { MAX_CHUNK_SIZE, MAX_CONTEXT_BYTES } from './batch.js';
 import { type ErrorDetail, ValidationError } from './errors.js';
 import { jsonValue, shallow, shallowMembers } from './json-depth.js';

@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ValidationError } from './errors.js';
 import { JOB_STATUSES, type JobStatus, TASK_STATUSES } from './model.js';
 import { MAX_OWNER_LENGTH, ownerKey } from './owners.js';

@@ -4,7 +4,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { clients } from '../aws/clients.js';
+import { sqsClient } from '../aws/clients.js';
 import { type Backoff, backoffDelay } from '../core/backoff.js';
 import type { EngineDeps } from '../core/engine.js';
 
@@ -15,7 +15,7 @@ export function engineLog(logger: Logger): NonNullable<EngineDeps['log']> {
 
 /** Hides a received message for `seconds` (SQS's limits: 0 to 12 hours). */
 export function hideMessage(queueUrl: string | undefined, record: SQSRecord, seconds: number): Promise<unknown> {
-  return clients().sqs.send(
+  return sqsClient().send(
     new ChangeMessageVisibilityCommand({
       QueueUrl: queueUrl,
       ReceiptHandle: record.receiptHandle,
