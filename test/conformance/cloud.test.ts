@@ -7,7 +7,7 @@ import {
   ReceiveMessageCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
-import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
@@ -76,10 +76,15 @@ describe(`DynamoDB (${process.env.TEST_PROFILE ?? 'embedded'})`, () => {
       )
       .catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ConditionalCheckFailedException);
-    // Engines that return the old item (AWS, DynamoDB Local) must return the right one; the store
-    // falls back to a read where they do not (dynalite).
+    // AWS and DynamoDB Local return the old item with the refusal, and it must be the right one;
+    // dynalite returns none, so the store falls back to reading it — which must then give it.
     const old = (refused as ConditionalCheckFailedException).Item;
+    if (process.env.TEST_PROFILE === 'aws-local') expect(old).toBeDefined();
     if (old) expect(unmarshall(old)).toMatchObject({ version: 2, attempt: 2 });
+    const { Item: current } = await c.doc.send(
+      new GetCommand({ TableName: TABLE, Key: { pk: 'a', sk: 'x' }, ConsistentRead: true }),
+    );
+    expect(current).toMatchObject({ version: 2, attempt: 2 });
   });
 
   it('refuses every write to an item whose status is terminal', async () => {

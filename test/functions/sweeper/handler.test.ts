@@ -25,14 +25,21 @@ describe('the sweeper', () => {
         const api = apiClient(second);
         expect((await api.get(body.id)).body.status).toBe('PENDING');
 
-        await second.schedules.find((s) => s.name === 'sweep')?.tick();
+        const sweep = second.schedules.find((s) => s.name === 'sweep');
+        // The schedule declared in shared/resources.ts; a rename must fail here, not skip the sweep.
+        expect(sweep?.functionName).toBe(`jobs-${second.info.stage}-sweeper`);
+        await sweep?.tick();
         const job = await api.waitFor(body.id, 20);
         expect(job.status).toBe('SUCCEEDED');
         expect(job.tasks.map((t) => t.result)).toEqual([{ echo: 1 }, { echo: 2 }]);
 
-        // A finished job gets its expiry, and the next sweep passes it by.
+        // A finished job gets its expiry, and the next sweep passes it by: nothing active, nothing sent.
         const [done] = (await tableItems(second)).filter((i) => i.id === body.id);
         expect(typeof done?.expiresAt).toBe('number');
+        const again = await second.host.invoke(sweep?.functionName as string, { detail: {} });
+        expect(again).toMatchObject({ ok: true, result: { jobs: 0, resent: 0 } });
+        const [after] = (await tableItems(second)).filter((i) => i.id === body.id);
+        expect(after?.version).toBe(done?.version);
       } finally {
         await second.stop();
       }
