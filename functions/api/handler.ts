@@ -35,8 +35,7 @@ function caller(event: ApiEvent): Caller {
 }
 
 /** Whose jobs a search reads: the caller's own, or (admins only) the owner it names. */
-function searchOwner(event: ApiEvent, named: string | undefined): string {
-  const who = caller(event);
+function searchOwner(who: Caller, named: string | undefined): string {
   if (named === undefined || named === who.owner) return who.owner;
   if (!who.admin) {
     throw new ValidationError('Only an admin may search the jobs of another owner', [
@@ -123,12 +122,11 @@ const routes: Record<string, Route> = {
   'GET /v1/jobs': async (event) => {
     const query = parseOrThrow(searchJobsQuerySchema, event.queryStringParameters ?? {}, 'Query');
     const { finder, batches } = wiring('api', log);
-    const page = await finder.jobs(searchOwner(event, query.owner), query);
+    const who = caller(event);
+    const page = await finder.jobs(searchOwner(who, query.owner), query);
     return json(200, {
       items: await Promise.all(
-        page.items.map(async (job) =>
-          shownTo(caller(event), job.kind === 'batch' ? await batches.view(job) : toJobSummary(job)),
-        ),
+        page.items.map(async (job) => shownTo(who, job.kind === 'batch' ? await batches.view(job) : toJobSummary(job))),
       ),
       nextCursor: page.nextCursor,
     });
@@ -136,7 +134,7 @@ const routes: Record<string, Route> = {
 
   'GET /v1/tasks': async (event) => {
     const query = parseOrThrow(searchTasksQuerySchema, event.queryStringParameters ?? {}, 'Query');
-    const page = await wiring('api', log).finder.tasks(searchOwner(event, query.owner), query);
+    const page = await wiring('api', log).finder.tasks(searchOwner(caller(event), query.owner), query);
     return json(200, {
       items: page.items.map(({ jobId, jobType, task }) => toTaskSummary(jobId, jobType, task)),
       nextCursor: page.nextCursor,

@@ -69,11 +69,7 @@ export class S3BatchFiles implements BatchFiles {
   }
 
   async exists(bucket: string, key: string): Promise<boolean> {
-    return (await this.etag(bucket, key)) !== undefined;
-  }
-
-  async etag(bucket: string, key: string): Promise<string | undefined> {
-    return (await this.head(bucket, key))?.etag;
+    return (await this.head(bucket, key)) !== undefined;
   }
 
   async head(bucket: string, key: string): Promise<{ etag: string; bytes: number } | undefined> {

@@ -91,8 +91,6 @@ export interface BatchFiles {
   putRows(key: string, rows: readonly unknown[]): Promise<void>;
   /** Whether an object exists (and can be read). */
   exists(bucket: string, key: string): Promise<boolean>;
-  /** The object's ETag, or undefined when it does not exist (or cannot be read). */
-  etag(bucket: string, key: string): Promise<string | undefined>;
   /** The object's ETag and size, or undefined when it does not exist (or cannot be read). */
   head(bucket: string, key: string): Promise<{ etag: string; bytes: number } | undefined>;
   /**

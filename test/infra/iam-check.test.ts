@@ -85,9 +85,9 @@ describe('matching', () => {
     expect(actionMatches('DynamoDB:getitem', 'dynamodb:GetItem')).toBe(true);
     expect(actionMatches('dynamodb:Get?tem', 'dynamodb:GetItem')).toBe(true);
     expect(actionMatches('dynamodb:Get?', 'dynamodb:GetItem')).toBe(false);
-    expect(resourceMatches(`${TABLE}/index/*`, `${TABLE}/index/byType`)).toBe(true);
+    expect(resourceMatches(`${TABLE}/index/*`, `${TABLE}/index/byOwner`)).toBe(true);
     // The table's ARN is not its indexes'.
-    expect(resourceMatches(TABLE, `${TABLE}/index/byType`)).toBe(false);
+    expect(resourceMatches(TABLE, `${TABLE}/index/byOwner`)).toBe(false);
     expect(
       resourceMatches(
         'arn:aws:secretsmanager:us-east-1:1:secret:s-??????',
@@ -132,7 +132,7 @@ describe('checking recorded calls against a role', () => {
   ];
   const calls = [
     api('dynamodb:GetItem', TABLE),
-    api('dynamodb:Query', `${TABLE}/index/byType`),
+    api('dynamodb:Query', `${TABLE}/index/byOwner`),
     api('dynamodb:BatchGetItem', TABLE),
     { ...api('s3:GetObject', `${BUCKET}/outputs/j/results.jsonl`), presigned: true },
   ];
@@ -140,7 +140,7 @@ describe('checking recorded calls against a role', () => {
   it('names each call its role does not allow: function, action and resource', () => {
     const result = check(deploymentOf(template(findGrants)), calls);
     expect(result.denied.map((d) => `${d.call.action} ${d.call.resource}`)).toEqual([
-      `dynamodb:Query ${TABLE}/index/byType`,
+      `dynamodb:Query ${TABLE}/index/byOwner`,
       `dynamodb:BatchGetItem ${TABLE}`,
     ]);
     const out = format(result, { unusedFails: true });
@@ -155,7 +155,7 @@ describe('checking recorded calls against a role', () => {
         ['dynamodb:Query', 'dynamodb:BatchGetItem'],
         [
           { 'Fn::GetAtt': ['Table', 'Arn'] },
-          { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['Table', 'Arn'] }, '/index/byType']] },
+          { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['Table', 'Arn'] }, '/index/byOwner']] },
         ],
       ),
     ];
@@ -163,7 +163,7 @@ describe('checking recorded calls against a role', () => {
     expect(result.denied).toEqual([]);
     // BatchGetItem on the index and Query on the table are granted but unused here.
     expect(result.unused.map((u) => `${u.action} ${u.resource}`).sort()).toEqual([
-      `dynamodb:BatchGetItem ${TABLE}/index/byType`,
+      `dynamodb:BatchGetItem ${TABLE}/index/byOwner`,
       `dynamodb:Query ${TABLE}`,
     ]);
     expect(format(result, { unusedFails: true }).failed).toBe(true);

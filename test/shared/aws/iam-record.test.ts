@@ -13,8 +13,8 @@ const table = 'arn:aws:dynamodb:us-east-1:000000000000:table/jobs-local-jobs';
 describe('the IAM action and resource of an SDK command', () => {
   it('names the index a Query reads, and every table of a batch or a transaction', () => {
     expect(
-      iamCalls('DynamoDBClient', 'QueryCommand', { TableName: 'jobs-local-jobs', IndexName: 'byType' }, where),
-    ).toEqual([{ action: 'dynamodb:Query', resource: `${table}/index/byType` }]);
+      iamCalls('DynamoDBClient', 'QueryCommand', { TableName: 'jobs-local-jobs', IndexName: 'byOwner' }, where),
+    ).toEqual([{ action: 'dynamodb:Query', resource: `${table}/index/byOwner` }]);
     expect(iamCalls('DynamoDBClient', 'QueryCommand', { TableName: 'jobs-local-jobs' }, where)).toEqual([
       { action: 'dynamodb:Query', resource: table },
     ]);
