@@ -5,9 +5,9 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import * as z from 'zod';
 import { wiring } from '../../shared/aws/wiring.js';
 import { ROW_STATUSES } from '../../shared/core/batch.js';
-import { idempotencyKeyOf } from '../../shared/core/engine.js';
 import { MethodNotAllowedError, NotFoundError, ValidationError } from '../../shared/core/errors.js';
 import { batchJobEvents, taskJobEvents } from '../../shared/core/events.js';
+import { idempotencyKeyOf } from '../../shared/core/jobs.js';
 import { isTerminal } from '../../shared/core/model.js';
 import type { Caller } from '../../shared/core/owners.js';
 import type { AnyJob } from '../../shared/core/ports.js';
@@ -89,11 +89,11 @@ function settled(job: AnyJob): boolean {
 
 /** Long poll: re-read with growing pauses until the job is settled or the wait is over. */
 async function readUntilTerminal(id: string, who: Caller, waitSeconds: number) {
-  const { engine } = wiring('api', log);
+  const { jobs } = wiring('api', log);
   const until = Date.now() + waitSeconds * 1000;
   let pause = 100;
   for (;;) {
-    const job = await engine.read(id, who);
+    const job = await jobs.read(id, who);
     if (settled(job) || Date.now() + pause > until) return job;
     await new Promise((r) => setTimeout(r, pause));
     pause = Math.min(pause * 2, 1000);
@@ -113,9 +113,9 @@ const routes: Record<string, Route> = {
 
   'POST /v1/jobs': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    const { engine } = wiring('api', log);
+    const { jobs } = wiring('api', log);
     const who = caller(event);
-    const { job, created } = await engine.submit(event.json, who.owner, headerKey(event));
+    const { job, created } = await jobs.submit(event.json, who.owner, headerKey(event));
     return json(created ? 202 : 200, await view(job, who, { upload: true }), { location: `/v1/jobs/${job.id}` });
   },
 
@@ -143,8 +143,8 @@ const routes: Record<string, Route> = {
 
   'GET /v1/jobs/{id}/events': async (event) => {
     const { cursor } = parseOrThrow(eventsQuery, event.queryStringParameters ?? {}, 'Query');
-    const { engine, batches } = wiring('api', log);
-    const job = await engine.read(jobId(event), caller(event));
+    const { jobs, batches } = wiring('api', log);
+    const job = await jobs.read(jobId(event), caller(event));
     const events = job.kind === 'batch' ? batchJobEvents(job, await batches.tallies(job.id)) : taskJobEvents(job);
     const from = cursor ? await eventsCursor(cursor, job.id) : 0;
     const items = events.slice(from, from + EVENTS_PAGE);
@@ -164,11 +164,8 @@ const routes: Record<string, Route> = {
 
   'POST /v1/jobs/{id}/abort': async (event) => {
     parseOrThrow(noQuery, event.queryStringParameters ?? {}, 'Query');
-    const { engine, batches } = wiring('api', log);
-    const id = jobId(event);
     const who = caller(event);
-    const { job, changed } =
-      (await engine.read(id, who)).kind === 'batch' ? await batches.abort(id, who) : await engine.abort(id, who);
+    const { job, changed } = await wiring('api', log).jobs.abort(jobId(event), who);
     return json(changed ? 202 : 200, await view(job, who));
   },
 

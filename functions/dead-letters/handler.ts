@@ -14,12 +14,12 @@ async function poisonRecord(record: SQSRecord): Promise<void> {
     logger.error('Unreadable dead letter dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
     return;
   }
-  const { engine, batches } = wiring('dead-letters', log);
-  const message = parsed.data;
-  if ('chunk' in message) return batches.poisonChunk(message);
-  if ('step' in message) return batches.poisonStep(message.jobId, message.step);
   // SQS keeps the message id when it moves a message to the dead-letter queue.
-  await engine.poison(message, 'the task message kept failing and was dead-lettered', record.messageId);
+  await wiring('dead-letters', log).jobs.poison(
+    parsed.data,
+    'the task message kept failing and was dead-lettered',
+    record.messageId,
+  );
 }
 
 export const handler = sqsBatchHandler(logger, poisonRecord);

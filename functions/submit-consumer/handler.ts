@@ -5,8 +5,8 @@ import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { sqsClient } from '../../shared/aws/clients.js';
 import { wiring } from '../../shared/aws/wiring.js';
-import type { JobEngine, PreparedJob } from '../../shared/core/engine.js';
 import { ForbiddenError, JobsError } from '../../shared/core/errors.js';
+import type { Jobs, PreparedJob } from '../../shared/core/jobs.js';
 import { iamOwner, MAX_OWNER_LENGTH } from '../../shared/core/owners.js';
 import { idempotencyKeySchema, parseJson } from '../../shared/core/schemas.js';
 import { engineLog, retrySoon } from '../../shared/lambda/handlers.js';
@@ -52,7 +52,7 @@ function ownerOf(record: SQSRecord): string {
  * `IdempotencyKey` attribute, else the body's own `idempotencyKey`, else the message id, so a
  * redelivered message never makes a second job.
  */
-function prepare(engine: JobEngine, record: SQSRecord): { job: PreparedJob; chosenKey: boolean } {
+function prepare(jobs: Jobs, record: SQSRecord): { job: PreparedJob; chosenKey: boolean } {
   const body = parseJson(record.body);
   if (body === undefined) throw new RefusedMessage('Message body is not JSON');
   const attribute = record.messageAttributes.IdempotencyKey?.stringValue;
@@ -60,7 +60,7 @@ function prepare(engine: JobEngine, record: SQSRecord): { job: PreparedJob; chos
     throw new RefusedMessage('IdempotencyKey attribute must be 1..256 characters');
   }
   const bodyKey = body && typeof body === 'object' && 'idempotencyKey' in body;
-  const job = engine.prepare(body, ownerOf(record), attribute ?? (bodyKey ? undefined : record.messageId));
+  const job = jobs.prepare(body, ownerOf(record), attribute ?? (bodyKey ? undefined : record.messageId));
   // A key the sender chose may be replayed by it; the message id only by a rare redelivery.
   return { job, chosenKey: attribute !== undefined || Boolean(bodyKey) };
 }
@@ -87,7 +87,7 @@ async function refuse(record: SQSRecord, error: JobsError): Promise<void> {
  * outage) is reported back and retried by SQS.
  */
 async function submitBatch(event: SQSEvent): Promise<SQSBatchResponse> {
-  const { engine } = wiring('submit', log);
+  const { jobs } = wiring('submit', log);
   const failed: string[] = [];
   const settle = async (record: SQSRecord, error: unknown) => {
     if (!(error instanceof JobsError)) {
@@ -106,14 +106,14 @@ async function submitBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const ready: { record: SQSRecord; job: PreparedJob; chosenKey: boolean }[] = [];
   for (const record of event.Records) {
     try {
-      ready.push({ record, ...prepare(engine, record) });
+      ready.push({ record, ...prepare(jobs, record) });
     } catch (error) {
       await settle(record, error);
     }
   }
   if (ready.length) {
     try {
-      const outcomes = await engine.commit(
+      const outcomes = await jobs.commit(
         ready.map((r) => r.job),
         { lookUp: ready.map((r) => r.chosenKey) },
       );

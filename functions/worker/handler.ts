@@ -52,39 +52,26 @@ async function handleMessage(record: SQSRecord, context?: Context): Promise<void
     logger.error('Unreadable work message dropped', { messageId: record.messageId, body: record.body.slice(0, 512) });
     return;
   }
-  const { engine, batches } = wiring('worker', log, parts);
-  const message = parsed.data;
   const sentAt = Number(record.attributes.SentTimestamp) || undefined;
-  const hooks = {
-    onLease: (seconds: number) => setVisibility(record, seconds).then(() => undefined),
-    // Stop waiting on the processor while there is still time to record the outcome.
-    ...(context ? { signal: AbortSignal.timeout(Math.max(1000, context.getRemainingTimeInMillis() - 10_000)) } : {}),
-  };
-  const verdict =
-    'task' in message
-      ? await engine.runTask(message, { messageId: record.messageId, sentAt }, hooks)
-      : 'chunk' in message
-        ? await batches.runChunk(
-            message,
-            {
-              messageId: record.messageId,
-              receiveCount: Number(record.attributes.ApproximateReceiveCount) || 1,
-              ...(sentAt !== undefined ? { sentAt } : {}),
-            },
-            hooks,
-          )
-        : message.step === 'plan'
-          ? await batches.plan(
-              message.jobId,
-              { ...(sentAt !== undefined ? { sentAt } : {}) },
-              {
-                ...(message.from !== undefined ? { from: message.from } : {}),
-                ...(message.resume !== undefined ? { resume: message.resume } : {}),
-                // Leaves time to send the slice's last messages and the step that goes on from it.
-                ...(context ? { deadline: Date.now() + context.getRemainingTimeInMillis() - PLAN_MARGIN_MS } : {}),
-              },
-            )
-          : await batches.finalize(message.jobId, message.from !== undefined ? { from: message.from } : {});
+  const verdict = await wiring('worker', log, parts).jobs.run(
+    parsed.data,
+    {
+      messageId: record.messageId,
+      receiveCount: Number(record.attributes.ApproximateReceiveCount) || 1,
+      ...(sentAt !== undefined ? { sentAt } : {}),
+    },
+    {
+      onLease: (seconds: number) => setVisibility(record, seconds).then(() => undefined),
+      ...(context
+        ? {
+            // Stop waiting on the processor while there is still time to record the outcome.
+            signal: AbortSignal.timeout(Math.max(1000, context.getRemainingTimeInMillis() - 10_000)),
+            // A plan step leaves time to send its slice's last messages and the step that goes on.
+            planDeadline: Date.now() + context.getRemainingTimeInMillis() - PLAN_MARGIN_MS,
+          }
+        : {}),
+    },
+  );
   if (verdict.kind === 'retry') {
     await setVisibility(record, verdict.delaySeconds);
     throw new RetryLater(`retry in ${verdict.delaySeconds} s`);

@@ -10,7 +10,7 @@ import type { TaskError } from '../core/model.js';
 import type { ChunkCall, ChunkRequest, ProcessorInvoker, TaskRequest } from '../core/ports.js';
 import type { Processor } from '../core/processors.js';
 import { taskReplySchema } from '../core/schemas.js';
-import type { AttemptOutcome } from '../core/transitions.js';
+import type { AttemptOutcome } from '../core/tasks/transitions.js';
 import { isSpecialAddress } from './special-addresses.js';
 
 const MAX_REPLY_BYTES = 6 * 1024 * 1024;

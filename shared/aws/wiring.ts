@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { BatchEngine, DEFAULT_INPUT_POLICY } from '../core/batch-engine.js';
-import { JobEngine } from '../core/engine.js';
 import { Finder } from '../core/find.js';
+import { Jobs } from '../core/jobs.js';
 import { DEFAULT_MAX_JSON_DEPTH, setMaxJsonDepth } from '../core/json-depth.js';
 import type { ProcessorInvoker } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
 import { Cursors } from '../core/search.js';
+import { TaskEngine } from '../core/tasks/engine.js';
 import { resourceEnv, resources } from '../resources.js';
 import { DEFAULT_READ_LIMITS, S3BatchFiles } from './batch-files.js';
 import { docClient, s3Client, sqsClient } from './clients.js';
@@ -30,7 +31,8 @@ function positiveNumber(value: string | undefined, fallback: number): number {
 }
 
 export interface Wiring {
-  engine: JobEngine;
+  /** The use cases on jobs of either kind: what handlers call. */
+  jobs: Jobs;
   batches: BatchEngine;
   finder: Finder;
   store: DynamoJobStore;
@@ -94,7 +96,7 @@ function noInvoker(name: string): ProcessorInvoker {
  */
 export function wiringFromEnv(
   env: NodeJS.ProcessEnv = process.env,
-  log?: ConstructorParameters<typeof JobEngine>[0]['log'],
+  log?: ConstructorParameters<typeof TaskEngine>[0]['log'],
   parts: WiringParts = {},
   name = 'this function',
 ): Wiring {
@@ -149,7 +151,7 @@ export function wiringFromEnv(
       : {}),
     ...(log ? { log } : {}),
   });
-  const engine = new JobEngine({
+  const tasks = new TaskEngine({
     store,
     queue,
     invoker,
@@ -157,11 +159,11 @@ export function wiringFromEnv(
     processors,
     clock: systemClock,
     leaseMarginSeconds,
-    batches,
     ...(log ? { log } : {}),
   });
+  const jobs = new Jobs({ store, tasks, batches, clock: systemClock });
   const finder = new Finder(new DynamoJobIndex(doc, table), cursors, search);
-  return { engine, batches, finder, store, payloads };
+  return { jobs, batches, finder, store, payloads };
 }
 
 const cache = new Map<string, { key: string; wiring: Wiring }>();

@@ -26,7 +26,7 @@ import {
   tallyOfChunk,
   totalRows,
 } from './batch.js';
-import { UNBORN_JOB_GRACE_MS } from './engine.js';
+import { UNBORN_JOB_GRACE_MS, type Verdict } from './delivery.js';
 import {
   AssemblyLostError,
   IdempotencyMismatchError,
@@ -105,7 +105,7 @@ export const DEFAULT_INPUT_POLICY: InputPolicy = {
 };
 
 /** What the worker does with a batch message: delete it, or bring it back after a delay. */
-export type BatchVerdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number };
+export type BatchVerdict = Exclude<Verdict, { kind: 'keep' }>;
 
 export interface BatchDelivery {
   messageId: string;
@@ -256,7 +256,7 @@ export class BatchEngine {
   async commit(prepared: PreparedBatch): Promise<{ job: AnyJob; created: boolean }> {
     const { job } = prepared;
     // A keyed replay (or mismatch) was answered by the job engine's look-up before this (see
-    // JobEngine.replays), so it stores no rows object and sends no chunk twice.
+    // Jobs.replays), so it stores no rows object and sends no chunk twice.
     if (prepared.file) {
       const head = await this.deps.files.head(prepared.file.bucket, prepared.file.key);
       if (head === undefined) {
@@ -848,8 +848,9 @@ export class BatchEngine {
    * the intent is written (no chunk starts after it), then every tally is closed (no chunk commits
    * after it) and the job ends ABORTED with the rows of uncommitted chunks counted ABORTED.
    */
-  async abort(id: string, caller: Caller): Promise<{ job: BatchJob; changed: boolean }> {
-    const first = await this.read(id, caller);
+  async abort(id: string, caller: Caller, read?: BatchJob): Promise<{ job: BatchJob; changed: boolean }> {
+    // `read`: the job as the caller just read it for `caller` (the facade routes on it).
+    const first = read ?? (await this.read(id, caller));
     if (first.status === 'ABORTED') return { job: first, changed: false };
     if (isTerminal(first.status)) {
       throw new InvalidStateError(`Job ${id} is ${first.status}; only unfinished jobs can be aborted`);

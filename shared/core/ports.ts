@@ -2,7 +2,7 @@ import type { BatchJob, BatchOutput, BatchPart, ChunkCommit, RowOutcome, Tally }
 import type { Job, TaskError } from './model.js';
 import type { Processor } from './processors.js';
 import type { WorkMessage } from './schemas.js';
-import type { AttemptOutcome } from './transitions.js';
+import type { AttemptOutcome } from './tasks/transitions.js';
 
 /** A job of either kind, as stored. */
 export type AnyJob = Job | BatchJob;

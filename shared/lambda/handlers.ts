@@ -6,10 +6,10 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { sqsClient } from '../aws/clients.js';
 import { type Backoff, backoffDelay } from '../core/backoff.js';
-import type { EngineDeps } from '../core/engine.js';
+import type { TaskEngineDeps } from '../core/tasks/engine.js';
 
 /** The engine's log lines, written through a function's Powertools logger. */
-export function engineLog(logger: Logger): NonNullable<EngineDeps['log']> {
+export function engineLog(logger: Logger): NonNullable<TaskEngineDeps['log']> {
   return (level, message, data) => logger[level](message, data ?? {});
 }
 

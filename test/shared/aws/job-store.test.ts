@@ -6,11 +6,11 @@ import { DynamoJobIndex } from '../../../shared/aws/job-index.js';
 import { DynamoJobStore } from '../../../shared/aws/job-store.js';
 import { dynamoItemSize } from '../../../shared/aws/meter.js';
 import { S3PayloadStore } from '../../../shared/aws/payloads.js';
-import { JobEngine } from '../../../shared/core/engine.js';
 import { type ProcessorInvoker, type TaskRequest, taskInput, type WorkQueue } from '../../../shared/core/ports.js';
 import { ProcessorRegistry } from '../../../shared/core/processors.js';
-import type { AttemptOutcome } from '../../../shared/core/transitions.js';
-import { abortJob, createJob } from '../../../shared/core/transitions.js';
+import type { AttemptOutcome } from '../../../shared/core/tasks/transitions.js';
+import { abortJob, createJob } from '../../../shared/core/tasks/transitions.js';
+import { taskJobs } from '../../support/engines.js';
 import { startTestStack } from '../../support/stack.js';
 
 let stack: LocalStack;
@@ -114,7 +114,7 @@ describe('a zombie worker against the real store', () => {
     };
     const sent: unknown[] = [];
     const queue: WorkQueue = { send: async (messages) => void sent.push(...messages) };
-    const engine = new JobEngine({
+    const engine = taskJobs({
       store,
       queue,
       invoker,
@@ -235,8 +235,8 @@ describe('a worker that does not know a task’s processor', () => {
       maxAttempts: 1,
       backoff: { type: 'fixed' as const, delaySeconds: 0 },
     };
-    const api = new JobEngine({ ...deps, processors: new ProcessorRegistry([{ name: 'p.old', ...p }]) });
-    const worker = new JobEngine({ ...deps, processors: new ProcessorRegistry([{ name: 'p.new', ...p }]) });
+    const api = taskJobs({ ...deps, processors: new ProcessorRegistry([{ name: 'p.old', ...p }]) });
+    const worker = taskJobs({ ...deps, processors: new ProcessorRegistry([{ name: 'p.new', ...p }]) });
     const { job } = await api.submit({ type: 'drift', tasks: [{ processor: 'p.old' }] }, 'o');
     expect(await worker.runTask({ jobId: job.id, task: 0 }, { messageId: 'm' })).toEqual({ kind: 'done' });
     const failed = await store.get(job.id);
@@ -247,7 +247,7 @@ describe('a worker that does not know a task’s processor', () => {
 
 describe('a task message that overtakes its job', () => {
   it('is held while young (its job is about to be written) and dropped once old', async () => {
-    const engine = new JobEngine({
+    const engine = taskJobs({
       store,
       queue: { send: async () => {} },
       invoker: { invoke: async () => ({ status: 'ok' as const, result: null }) },

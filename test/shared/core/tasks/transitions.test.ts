@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidStateError } from '../../../shared/core/errors.js';
-import type { Job } from '../../../shared/core/model.js';
-import type { Processor } from '../../../shared/core/processors.js';
+import { InvalidStateError } from '../../../../shared/core/errors.js';
+import type { Job } from '../../../../shared/core/model.js';
+import type { Processor } from '../../../../shared/core/processors.js';
 import {
   abortJob,
   completeAttempt,
@@ -13,7 +13,7 @@ import {
   reissueTickets,
   resumeAfterRestart,
   startAttempt,
-} from '../../../shared/core/transitions.js';
+} from '../../../../shared/core/tasks/transitions.js';
 
 const processor: Processor = {
   name: 'p',

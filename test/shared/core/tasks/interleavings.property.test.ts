@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InvalidStateError } from '../../../shared/core/errors.js';
-import { isTerminal, type Job, type Strategy } from '../../../shared/core/model.js';
-import type { Processor } from '../../../shared/core/processors.js';
+import { InvalidStateError } from '../../../../shared/core/errors.js';
+import { isTerminal, type Job, type Strategy } from '../../../../shared/core/model.js';
+import type { Processor } from '../../../../shared/core/processors.js';
 import {
   type AttemptOutcome,
   abortJob,
@@ -13,7 +13,7 @@ import {
   poisonTask,
   reissueTickets,
   startAttempt,
-} from '../../../shared/core/transitions.js';
+} from '../../../../shared/core/tasks/transitions.js';
 
 /**
  * Drives the pure core the way SQS and the workers would, with every fault at once: messages

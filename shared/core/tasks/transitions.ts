@@ -1,8 +1,9 @@
-import { backoffDelay } from './backoff.js';
-import { InvalidStateError } from './errors.js';
-import { newTicket } from './ids.js';
-import { type AttemptRecord, isTerminal, type Job, type Strategy, type Task, type TaskError } from './model.js';
-import type { Processor } from './processors.js';
+import { backoffDelay } from '../backoff.js';
+import { InvalidStateError } from '../errors.js';
+import { newTicket } from '../ids.js';
+import { type AttemptRecord, isTerminal, type Job, type Strategy, type Task, type TaskError } from '../model.js';
+import type { Processor } from '../processors.js';
+import { nextVersion } from '../versioned-update.js';
 
 /**
  * Every state change of a job is one pure function here: (job, event) → next job + what to do
@@ -71,12 +72,7 @@ export function holdsTicket(task: Task, delivery: { ticket?: string }): boolean 
   return task.ticket === undefined || task.ticket === delivery.ticket;
 }
 
-function next(job: Job, now: Date): Job {
-  const copy = structuredClone(job);
-  copy.version = job.version + 1;
-  copy.updatedAt = now.toISOString();
-  return copy;
-}
+const next = nextVersion<Job>;
 
 function seconds(now: Date, s: number): string {
   return new Date(now.getTime() + s * 1000).toISOString();

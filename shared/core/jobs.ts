@@ -1,0 +1,206 @@
+import type { BatchDelivery, BatchEngine, PreparedBatch } from './batch-engine.js';
+import type { DeliveryHooks, Verdict } from './delivery.js';
+import { IdempotencyMismatchError, ValidationError } from './errors.js';
+import type { Job } from './model.js';
+import { type Caller, visibleTo } from './owners.js';
+import type { AnyJob, Clock, JobStore } from './ports.js';
+import { parseOrThrow, submitBatchSchema, submitTasksSchema, type WorkMessage } from './schemas.js';
+import type { TaskEngine } from './tasks/engine.js';
+import type { Transition } from './tasks/transitions.js';
+
+/** A validated submission of either kind, ready to be sent and written. */
+export type PreparedJob = (Transition & { kind?: undefined }) | PreparedBatch;
+
+export type Submitted = { job: AnyJob; created: boolean };
+
+export interface JobsDeps {
+  store: JobStore;
+  tasks: TaskEngine;
+  /** Batches (jobs of rows); without them a batch submission is refused. */
+  batches?: BatchEngine;
+  clock: Clock;
+}
+
+/** One delivery of a work message, as the worker saw it. */
+export interface WorkDelivery extends BatchDelivery {}
+
+export function idempotencyKeyOf(headerKey: string | undefined, bodyKey: string | undefined): string | undefined {
+  if (headerKey !== undefined && bodyKey !== undefined && headerKey !== bodyKey) {
+    throw new ValidationError('Idempotency-Key header and idempotencyKey field differ', [
+      { path: 'idempotencyKey', message: 'must equal the Idempotency-Key header when both are given' },
+    ]);
+  }
+  return headerKey ?? bodyKey;
+}
+
+/** A replay's answer: the job its key made, provided it was made by the same request. */
+function replayOf(job: AnyJob, existing: AnyJob): Submitted {
+  if (existing.requestHash !== job.requestHash || existing.kind !== job.kind) {
+    throw new IdempotencyMismatchError('Idempotency key was already used with a different request');
+  }
+  return { job: existing, created: false };
+}
+
+/**
+ * The use cases on jobs of either kind, routed to the engine that runs that kind: the task engine
+ * (`tasks/`) and the batch engine never know of each other. Handlers call this and nothing else.
+ */
+export class Jobs {
+  constructor(private readonly deps: JobsDeps) {}
+
+  /** Submit: prepare, then commit. */
+  async submit(body: unknown, owner: string, headerKey?: string): Promise<Submitted> {
+    const [outcome] = await this.commit([this.prepare(body, owner, headerKey)]);
+    if (!outcome || 'error' in outcome) throw outcome?.error;
+    return outcome;
+  }
+
+  /** Validates a submission of either kind for `owner` and builds its job, writing nothing. */
+  prepare(body: unknown, owner: string, headerKey?: string): PreparedJob {
+    if (body && typeof body === 'object' && 'batch' in body) {
+      if ('tasks' in body) {
+        throw new ValidationError('A job has tasks or a batch, not both', [
+          { path: 'batch', message: 'give exactly one of tasks or batch' },
+        ]);
+      }
+      const request = parseOrThrow(submitBatchSchema, body, 'Job');
+      if (!this.deps.batches)
+        throw new ValidationError('Batches are not enabled here', [{ path: 'batch', message: 'not enabled' }]);
+      return this.deps.batches.prepare(request, owner, idempotencyKeyOf(headerKey, request.idempotencyKey));
+    }
+    const request = parseOrThrow(submitTasksSchema, body, 'Job');
+    return this.deps.tasks.prepare(request, owner, idempotencyKeyOf(headerKey, request.idempotencyKey));
+  }
+
+  /**
+   * Makes prepared jobs real, answering each in order. Replays are answered without sending or
+   * writing anything; the jobs of tasks go out together (their first messages ten to an SQS
+   * request), each batch on its own.
+   */
+  async commit(
+    prepared: PreparedJob[],
+    options: { lookUp?: readonly boolean[] } = {},
+  ): Promise<(Submitted | { error: unknown })[]> {
+    const replays = await this.replays(prepared, options.lookUp);
+    const fresh = prepared.map((_, i) => i).filter((i) => replays[i] === undefined);
+    const taskJobs = fresh.filter((i) => prepared[i]!.kind !== 'batch');
+    const batchJobs = fresh.filter((i) => prepared[i]!.kind === 'batch');
+    const outcomes: (Submitted | { error: unknown } | undefined)[] = prepared.map(() => undefined);
+    // The tasks' messages go out first: should that send fail, nothing at all is written.
+    const done = await this.deps.tasks.commit(taskJobs.map((i) => prepared[i] as Transition));
+    done.forEach((outcome, n) => {
+      outcomes[taskJobs[n]!] = outcome;
+    });
+    await Promise.all(
+      batchJobs.map(async (i) => {
+        outcomes[i] = await this.batches()
+          .commit(prepared[i] as PreparedBatch)
+          .catch((error: unknown) => ({ error }));
+      }),
+    );
+    return prepared.map((next, i) => {
+      const replay = replays[i];
+      try {
+        if (typeof replay === 'object') return replayOf(next.job, replay);
+        if (typeof replay === 'number') {
+          // A second submission of one job in this very commit gets the answer its first got.
+          const first = outcomes[replay];
+          if (!first || 'error' in first) return first ?? { error: new Error('no first submission') };
+          return replayOf(next.job, first.job);
+        }
+        return outcomes[i]!;
+      } catch (error) {
+        return { error };
+      }
+    });
+  }
+
+  /**
+   * Submissions that are replays, to answer without sending or writing anything: a keyed one whose
+   * job is already there (an eventually consistent read, half a read unit; `lookUp[i] === false`
+   * skips it, for keys no caller chose: their replays are rare), and a later one of the same job
+   * in this very commit (the index of its first). A replay the read misses (a moment after the
+   * first write, or racing it) still sends its messages; their tickets are not the job's, so
+   * they run nothing.
+   */
+  private async replays(
+    prepared: PreparedJob[],
+    lookUp: readonly boolean[] | undefined,
+  ): Promise<(AnyJob | number | undefined)[]> {
+    const first = new Map<string, number>();
+    return Promise.all(
+      prepared.map(async ({ job }, i) => {
+        const earlier = first.get(job.id);
+        if (earlier !== undefined) return earlier;
+        first.set(job.id, i);
+        if (job.idempotencyKey === undefined || lookUp?.[i] === false) return undefined;
+        return this.deps.store.peek(job.id);
+      }),
+    );
+  }
+
+  /** A job of either kind, if `caller` may see it (a foreign job is a missing one). */
+  async read(id: string, caller: Caller): Promise<AnyJob> {
+    return visibleTo(caller, id, await this.deps.store.read(id));
+  }
+
+  /** Abort, by the job's kind; the read that tells the kind is the one the abort starts from. */
+  async abort(id: string, caller: Caller): Promise<{ job: AnyJob; changed: boolean }> {
+    const job = await this.read(id, caller);
+    if (job.kind === 'batch') return this.batches().abort(id, caller, job);
+    return this.deps.tasks.abort(id, caller, job as Job);
+  }
+
+  /** One delivery of a work message: a task, a batch chunk, or a batch step (plan, finalize). */
+  async run(
+    message: WorkMessage,
+    delivery: WorkDelivery,
+    hooks: DeliveryHooks & { planDeadline?: number } = {},
+  ): Promise<Verdict> {
+    if ('task' in message) return this.deps.tasks.runTask(message, delivery, hooks);
+    if ('chunk' in message) return this.batches().runChunk(message, delivery, hooks);
+    if (message.step === 'plan') {
+      return this.batches().plan(message.jobId, delivery, {
+        ...(message.from !== undefined ? { from: message.from } : {}),
+        ...(message.resume !== undefined ? { resume: message.resume } : {}),
+        ...(hooks.planDeadline !== undefined ? { deadline: hooks.planDeadline } : {}),
+      });
+    }
+    return this.batches().finalize(message.jobId, message.from !== undefined ? { from: message.from } : {});
+  }
+
+  /** A work message that kept failing: its task or chunk fails as `poison`, so its job can end. */
+  async poison(message: WorkMessage, reason: string, messageId?: string): Promise<void> {
+    if ('chunk' in message) return this.batches().poisonChunk(message);
+    if ('step' in message) return this.batches().poisonStep(message.jobId, message.step);
+    return this.deps.tasks.poison(message, reason, messageId);
+  }
+
+  /**
+   * The sweeper: finds unfinished jobs whose messages must have been lost (a crash between a write
+   * and its send, a lost local queue) and sends them again.
+   */
+  async sweep(
+    graceSeconds: number,
+    options: { afterRestart?: boolean } = {},
+  ): Promise<{ jobs: number; resent: number }> {
+    const now = this.deps.clock.now().getTime();
+    let jobs = 0;
+    let resent = 0;
+    const before = new Date(options.afterRestart ? now : now - graceSeconds * 1000);
+    for await (const { id, kind } of this.deps.store.activeJobs(before)) {
+      jobs++;
+      if (kind === 'batch') {
+        if (await this.deps.batches?.sweepOne(id, options.afterRestart ? 0 : graceSeconds)) resent++;
+      } else {
+        resent += await this.deps.tasks.sweepOne(id, graceSeconds, options);
+      }
+    }
+    return { jobs, resent };
+  }
+
+  private batches(): BatchEngine {
+    if (!this.deps.batches) throw new Error('This function was wired without batches');
+    return this.deps.batches;
+  }
+}
