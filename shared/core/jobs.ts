@@ -1,6 +1,7 @@
 import type { BatchDelivery, BatchEngine, PreparedBatch } from './batch-engine.js';
+import { replayOf, type Submitted } from './create-job.js';
 import type { DeliveryHooks, Verdict } from './delivery.js';
-import { IdempotencyMismatchError, ValidationError } from './errors.js';
+import { ValidationError } from './errors.js';
 import type { Job } from './model.js';
 import { type Caller, visibleTo } from './owners.js';
 import type { AnyJob, Clock, JobStore } from './ports.js';
@@ -11,7 +12,7 @@ import type { Transition } from './tasks/transitions.js';
 /** A validated submission of either kind, ready to be sent and written. */
 export type PreparedJob = (Transition & { kind?: undefined }) | PreparedBatch;
 
-export type Submitted = { job: AnyJob; created: boolean };
+export type { Submitted };
 
 export interface JobsDeps {
   store: JobStore;
@@ -31,14 +32,6 @@ export function idempotencyKeyOf(headerKey: string | undefined, bodyKey: string 
     ]);
   }
   return headerKey ?? bodyKey;
-}
-
-/** A replay's answer: the job its key made, provided it was made by the same request. */
-function replayOf(job: AnyJob, existing: AnyJob): Submitted {
-  if (existing.requestHash !== job.requestHash || existing.kind !== job.kind) {
-    throw new IdempotencyMismatchError('Idempotency key was already used with a different request');
-  }
-  return { job: existing, created: false };
 }
 
 /**

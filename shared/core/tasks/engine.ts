@@ -1,6 +1,7 @@
 import { type CallFailure, callProcessor } from '../call-processor.js';
+import { createOnce, type Submitted } from '../create-job.js';
 import { type DeliveryHooks, DONE, messageAge, retryIn, UNBORN_JOB_GRACE_MS, type Verdict } from '../delivery.js';
-import { IdempotencyMismatchError, NotFoundError, UnknownProcessorError, ValidationError } from '../errors.js';
+import { NotFoundError, UnknownProcessorError, ValidationError } from '../errors.js';
 import { jobIdForKey, newJobId, requestHash, taskId } from '../ids.js';
 import type { Job } from '../model.js';
 import { type Caller, canSee } from '../owners.js';
@@ -152,20 +153,16 @@ export class TaskEngine {
    * caller gets an error and may retry), and a message whose job is never written finds none and
    * is dropped, so no job is ever left without its first messages.
    */
-  async commit(prepared: Transition[]): Promise<({ job: Job; created: boolean } | { error: unknown })[]> {
+  async commit(prepared: Transition[]): Promise<(Submitted | { error: unknown })[]> {
     await this.deps.queue.send(prepared.flatMap(({ job, enqueue }) => enqueue.map((task) => taskMessage(job, task))));
     return Promise.all(
       prepared.map(async ({ job }) => {
         try {
-          const outcome = await this.deps.store.create(job);
-          if (outcome.created) {
+          const submitted = await createOnce(this.deps.store, job);
+          if (submitted.created) {
             this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: job.tasks.length });
-            return { job, created: true };
           }
-          if (outcome.existing.requestHash !== job.requestHash || outcome.existing.kind !== 'tasks') {
-            throw new IdempotencyMismatchError('Idempotency key was already used with a different request');
-          }
-          return { job: outcome.existing, created: false };
+          return submitted;
         } catch (error) {
           return { error };
         }
