@@ -1,12 +1,11 @@
-import { parse as parseCsv } from 'csv-parse/sync';
-import type { BatchPart, RowOutcome } from '../batch.js';
-import { InputUnreadableError } from '../errors.js';
-import type { InputRow, RowCursor } from '../ports.js';
-
 /**
  * The batch files' formats, apart from where the bytes are kept: reading JSON Lines and CSV inputs
  * from a body's chunks, and the lines the API and the assembly write.
  */
+import { parse as parseCsv } from 'csv-parse/sync';
+import type { BatchPart, RowOutcome } from '../batch.js';
+import { InputUnreadableError } from '../errors.js';
+import type { InputRow, RowCursor } from '../ports.js';
 
 /** How much of an input one row may take; past it the row fails as `BAD_ROW` and reading goes on. */
 export interface ReadLimits {
@@ -31,8 +30,8 @@ type Start = { byte: number; fileLine: number };
  * A line of a file, without its line break: its text (none when longer than the limit), where it
  * starts, and its length in bytes.
  */
-export type Line = { text: string; byte: number; fileLine: number; bytes: number; tooLong?: true };
-export type Row = Omit<InputRow, 'at'> & { at: Omit<RowCursor, 'part'> };
+type Line = { text: string; byte: number; fileLine: number; bytes: number; tooLong?: true };
+type Row = Omit<InputRow, 'at'> & { at: Omit<RowCursor, 'part'> };
 
 /** The rows of a batch's parts in order, from `from` (a row's place, so reading can resume there). */
 export async function* readRows(
@@ -72,11 +71,7 @@ const asBuffer = (bytes: Uint8Array): Buffer =>
  * pieces are kept as they arrive and joined once at its end, so reading is linear in its length;
  * past `maxLineBytes` they are dropped and the rest of the line is only counted.
  */
-export async function* lines(
-  body: AsyncIterable<Uint8Array>,
-  start: Start = { byte: 0, fileLine: 1 },
-  maxLineBytes = DEFAULT_READ_LIMITS.maxLineBytes,
-): AsyncIterable<Line> {
+async function* lines(body: AsyncIterable<Uint8Array>, start: Start, maxLineBytes: number): AsyncIterable<Line> {
   let byte = start.byte;
   let fileLine = start.fileLine;
   let pieces: Uint8Array[] = [];
@@ -122,7 +117,7 @@ export async function* lines(
 }
 
 /** JSON Lines: one JSON value per line; blank lines are not rows; a line that is not JSON fails alone. */
-export async function* jsonLines(lines: AsyncIterable<Line>, limits: ReadLimits): AsyncIterable<Row> {
+async function* jsonLines(lines: AsyncIterable<Line>, limits: ReadLimits): AsyncIterable<Row> {
   for await (const line of lines) {
     const at = { byte: line.byte, fileLine: line.fileLine };
     if (line.tooLong) {
@@ -139,7 +134,7 @@ export async function* jsonLines(lines: AsyncIterable<Line>, limits: ReadLimits)
 }
 
 /** A CSV record: its fields, or why it cannot be read; and where it starts. */
-export type CsvRecord = { at: Start } & ({ fields: string[] } | { problem: string });
+type CsvRecord = { at: Start } & ({ fields: string[] } | { problem: string });
 
 /**
  * CSV records, each cut out by its quotes (a quoted field may hold line breaks) and parsed on its
@@ -150,7 +145,7 @@ export type CsvRecord = { at: Start } & ({ fields: string[] } | { problem: strin
  * as records of their own, so no row vanishes into it. Reading is the same from any record's start
  * (a resumed slice reads what a whole read does). `shape.width`: the header's, once read.
  */
-export async function* csvRecords(
+async function* csvRecords(
   source: AsyncIterable<Line>,
   limits: ReadLimits,
   shape: { width?: number },
@@ -236,7 +231,7 @@ function endsQuoted(text: string, quoted: boolean): boolean {
  * A CSV file's header (its first record): field names. One that cannot be read, or names a field
  * twice, fails the batch: no row of the file could be read as meant. Undefined: the file is empty.
  */
-export async function csvHeader(records: AsyncIterator<CsvRecord>, file: { bucket: string; key: string }) {
+async function csvHeader(records: AsyncIterator<CsvRecord>, file: { bucket: string; key: string }) {
   const first = await records.next();
   if (first.done) return undefined;
   const header = first.value;
@@ -270,7 +265,7 @@ async function csvHeaderOf(lines: AsyncIterable<Line>, limits: ReadLimits, file:
  * CSV with a header row (field names): each record is a row, and a ragged or badly quoted record
  * fails alone, with its reason. `header`: already read (a resumed read).
  */
-export async function* csvRows(
+async function* csvRows(
   lines: AsyncIterable<Line>,
   limits: ReadLimits,
   file: { bucket: string; key: string },
@@ -303,7 +298,7 @@ export async function* csvRows(
  * The fields of one record, or why it cannot be read. Records without any quote are split on
  * commas directly (RFC 4180 gives them no other reading), which keeps 1M rows fast.
  */
-export function splitRecord(text: string): string[] | string {
+function splitRecord(text: string): string[] | string {
   if (!text.includes('"')) return text.split(',');
   try {
     const records = parseCsv(text, { relax_column_count: true }) as string[][];
