@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { BatchEngine, DEFAULT_INPUT_POLICY } from '../core/batch-engine.js';
+import { DEFAULT_READ_LIMITS } from '../core/batches/formats.js';
 import { Finder } from '../core/find.js';
 import { Jobs } from '../core/jobs.js';
 import { DEFAULT_MAX_JSON_DEPTH, setMaxJsonDepth } from '../core/json-depth.js';
@@ -10,7 +11,7 @@ import { ProcessorRegistry } from '../core/processors.js';
 import { Cursors } from '../core/search.js';
 import { TaskEngine } from '../core/tasks/engine.js';
 import { resourceEnv, resources } from '../resources.js';
-import { DEFAULT_READ_LIMITS, S3BatchFiles } from './batch-files.js';
+import { S3BatchFiles } from './batch-files.js';
 import { docClient, s3Client, sqsClient } from './clients.js';
 import { DynamoJobIndex } from './job-index.js';
 import { DynamoJobStore } from './job-store.js';
