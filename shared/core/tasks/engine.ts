@@ -1,8 +1,7 @@
 import { type CallFailure, callProcessor } from '../call-processor.js';
 import { createOnce, type Submitted } from '../create-job.js';
 import { type DeliveryHooks, DONE, messageAge, retryIn, UNBORN_JOB_GRACE_MS, type Verdict } from '../delivery.js';
-import { NotFoundError, UnknownProcessorError, ValidationError } from '../errors.js';
-import { jobIdForKey, newJobId, requestHash, taskId } from '../ids.js';
+import { NotFoundError } from '../errors.js';
 import type { Job } from '../model.js';
 import { type Caller, canSee } from '../owners.js';
 import {
@@ -18,21 +17,16 @@ import type { Processor, ProcessorRegistry } from '../processors.js';
 import type { SubmitTasks } from '../schemas.js';
 import { ConflictError, VersionedUpdates } from '../versioned-update.js';
 import { fateOfApplied, fateOfUnapplied } from './fate.js';
+import { prepareTaskJob, type TaskMessage, taskMessage } from './intake.js';
+import { abortJob, failTask, poisonTask, reissueTickets, resumeAfterRestart, strandedTasks } from './repairs.js';
 import {
   type AttemptOutcome,
-  abortJob,
   completeAttempt,
   completeUnrecorded,
-  createJob,
   DEFAULT_LEASE_MARGIN_SECONDS,
   type Delivery,
-  failTask,
-  poisonTask,
-  reissueTickets,
-  resumeAfterRestart,
   type StartDecision,
   startAttempt,
-  strandedTasks,
   type Transition,
 } from './transitions.js';
 
@@ -52,17 +46,6 @@ export interface TaskEngineDeps {
 
 /** How long a worker waits before its one second look for a job that was not written yet. */
 const UNBORN_LOOK_AGAIN_MS = 250;
-
-/** A job item holds all its tasks: without inputs it must stay well inside DynamoDB's 400 KB. */
-export const MAX_JOB_SKELETON_BYTES = 200_000;
-
-/** A task's message: which task of which job, and the ticket that lets it start an attempt. */
-export type TaskMessage = { jobId: string; task: number; ticket?: string };
-
-function taskMessage(job: Job, task: number): TaskMessage {
-  const ticket = job.tasks[task]?.ticket;
-  return { jobId: job.id, task, ...(ticket !== undefined ? { ticket } : {}) };
-}
 
 /** An attempt under way: the job it started on, its processor, and whether its start is written. */
 interface Run {
@@ -101,50 +84,9 @@ export class TaskEngine {
     this.deps.log?.(level, message, data);
   }
 
-  /**
-   * Builds a job of tasks from a validated request for `owner`, writing nothing. Throws the
-   * contract's errors. The idempotency key is the owner's: the job id derives from both.
-   */
+  /** Builds a job of tasks from a validated request for `owner`, writing nothing (see `intake.ts`). */
   prepare(request: SubmitTasks, owner: string, key: string | undefined): Transition {
-    this.checkProcessors(request);
-    // An absent input is a null input: the two must hash alike for idempotent replays.
-    const { idempotencyKey: _, ...rest } = request;
-    const fields = { ...rest, tasks: rest.tasks.map((task) => ({ ...task, input: task.input ?? null })) };
-    const now = this.deps.clock.now();
-    const jobId = key !== undefined ? jobIdForKey(owner, key) : newJobId(now);
-    const prepared = createJob(fields, { jobId, taskIds: request.tasks.map((_, i) => taskId(jobId, i)) }, now, {
-      owner,
-      requestHash: requestHash(fields),
-      ...(key !== undefined ? { idempotencyKey: key } : {}),
-    });
-    const skeleton = Buffer.byteLength(
-      JSON.stringify({ ...prepared.job, tasks: prepared.job.tasks.map((t) => ({ ...t, input: null })) }),
-    );
-    if (skeleton > MAX_JOB_SKELETON_BYTES) {
-      throw new ValidationError(`Job is too large to track as one unit (${skeleton} bytes without inputs)`, [
-        { path: 'tasks', message: `use fewer tasks or shorter names (limit ${MAX_JOB_SKELETON_BYTES} bytes)` },
-      ]);
-    }
-    return prepared;
-  }
-
-  private checkProcessors(request: SubmitTasks): void {
-    const refused = request.tasks
-      .map((task, index) => ({
-        index,
-        name: task.processor,
-        why: this.deps.processors.refusal(task.processor, 'tasks'),
-      }))
-      .filter((t) => t.why !== undefined);
-    if (refused.length === 0) return;
-    const names = [...new Set(refused.map((u) => u.name))];
-    const unregistered = names.filter((n) => !this.deps.processors.get(n));
-    throw new UnknownProcessorError(
-      unregistered.length === names.length
-        ? `Unknown processor${names.length > 1 ? 's' : ''}: ${names.join(', ')}`
-        : `Not a task processor: ${names.map((n) => refused.find((u) => u.name === n)?.why).join('; ')}`,
-      refused.map((u) => ({ path: `tasks[${u.index}].processor`, message: u.why as string })),
-    );
+    return prepareTaskJob(request, owner, key, this.deps.processors, this.deps.clock.now());
   }
 
   /**

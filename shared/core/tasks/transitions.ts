@@ -1,82 +1,50 @@
 import { backoffDelay } from '../backoff.js';
-import { InvalidStateError } from '../errors.js';
 import { newTicket } from '../ids.js';
-import { type AttemptRecord, isTerminal, type Job, type Strategy, type Task, type TaskError } from '../model.js';
+import { type AttemptRecord, isTerminal, type Job, type Task } from '../model.js';
 import type { Processor } from '../processors.js';
-import { nextVersion } from '../versioned-update.js';
+import {
+  type AttemptOutcome,
+  bounded,
+  type CompleteResult,
+  DEFAULT_LEASE_MARGIN_SECONDS,
+  type Delivery,
+  holdsTicket,
+  MAX_ATTEMPT_RECORDS,
+  MAX_LATE_OUTCOMES,
+  MAX_RECORD_MESSAGE,
+  MAX_TASK_LOG,
+  type NewJob,
+  next,
+  type OutcomeLog,
+  type Transition,
+} from './model.js';
+import { finishTask } from './strategy.js';
 
 /**
- * Every state change of a job is one pure function here: (job, event) → next job + what to do
- * next. The store writes `next` with one conditional write on `version`, so each transition is
- * atomic; a conflict means "re-read and apply again". Terminal states are final: no function here
- * ever changes a terminal job or task.
+ * The attempt lifecycle of a task, each step one pure function: (job, event) → next job + what
+ * to do next. The engine writes `next` with one conditional write on `version`, so each
+ * transition is atomic; a conflict means "re-read and apply again". Terminal states are final: no
+ * function here (nor in `repairs.ts`) ever changes a terminal job or task.
  */
 
-/** What the caller must do after writing the next job: send these tasks' messages. */
-export interface Transition {
-  job: Job;
-  enqueue: number[];
-}
-
-export type NewTask = { name?: string; processor: string; input?: unknown };
-
-export interface NewJob {
-  type: string;
-  name?: string;
-  meta?: Record<string, unknown>;
-  strategy: Strategy;
-  failFast: boolean;
-  tasks: NewTask[];
-}
-
-/** Default lease margin past the processor's timeout before a silent attempt counts as lost. */
-export const DEFAULT_LEASE_MARGIN_SECONDS = 10;
-/** Late outcomes kept per task: enough to see what happened, bounded so the item stays small. */
-export const MAX_LATE_OUTCOMES = 5;
-
-/** Error messages are kept to this many characters: a job item must stay within DynamoDB's 400 KB. */
-export const MAX_ERROR_MESSAGE = 1024;
-
-/** Attempt records kept per task (the most recent), and the length of their error messages. */
-export const MAX_ATTEMPT_RECORDS = 20;
-export const MAX_RECORD_MESSAGE = 256;
-
-function bounded(error: TaskError, limit = MAX_ERROR_MESSAGE): TaskError {
-  return error.message.length > limit ? { ...error, message: `${error.message.slice(0, limit - 1)}…` } : error;
-}
-
-/**
- * Records an attempt that ended. A task that ends on its first attempt records nothing (that
- * attempt is the task's own times and error), so the common job's item does not grow; once a task
- * has a record, every later attempt gets one too, its last included.
- */
-function recordAttempt(task: Task, record: AttemptRecord, final: boolean): void {
-  if (final && !task.tries?.length && record.attempt <= 1) return;
-  const kept: AttemptRecord = {
-    ...record,
-    ...(record.error ? { error: bounded(record.error, MAX_RECORD_MESSAGE) } : {}),
-  };
-  task.tries = [...(task.tries ?? []), kept].slice(-MAX_ATTEMPT_RECORDS);
-}
-
-/** When the task's current attempt began. */
-function attemptStart(task: Task, fallback: Date): string {
-  return task.lease?.since ?? task.startedAt ?? fallback.toISOString();
-}
-
-/**
- * Whether a delivery's message is the one its task waits for: the one to carry its next attempt.
- * Tasks from before tickets existed take any message.
- */
-export function holdsTicket(task: Task, delivery: { ticket?: string }): boolean {
-  return task.ticket === undefined || task.ticket === delivery.ticket;
-}
-
-const next = nextVersion<Job>;
-
-function seconds(now: Date, s: number): string {
-  return new Date(now.getTime() + s * 1000).toISOString();
-}
+export type {
+  AttemptOutcome,
+  CompleteResult,
+  Delivery,
+  NewJob,
+  NewTask,
+  OutcomeLog,
+  Transition,
+} from './model.js';
+export {
+  DEFAULT_LEASE_MARGIN_SECONDS,
+  holdsTicket,
+  MAX_ATTEMPT_RECORDS,
+  MAX_ERROR_MESSAGE,
+  MAX_LATE_OUTCOMES,
+  MAX_RECORD_MESSAGE,
+  MAX_TASK_LOG,
+} from './model.js';
 
 export function createJob(
   request: NewJob,
@@ -117,13 +85,6 @@ export function createJob(
     version: 1,
   };
   return { job, enqueue: tasks.filter((t) => t.status === 'QUEUED').map((t) => t.index) };
-}
-
-/** One delivery of a task's message: its id (the lease), when it was sent (epoch ms), its ticket. */
-export interface Delivery {
-  messageId: string;
-  sentAt?: number;
-  ticket?: string;
 }
 
 export type StartDecision =
@@ -220,6 +181,29 @@ export function startAttempt(
   return { action: 'run', job: updated, attempt: running.attempts };
 }
 
+/**
+ * Records an attempt that ended. A task that ends on its first attempt records nothing (that
+ * attempt is the task's own times and error), so the common job's item does not grow; once a task
+ * has a record, every later attempt gets one too, its last included.
+ */
+function recordAttempt(task: Task, record: AttemptRecord, final: boolean): void {
+  if (final && !task.tries?.length && record.attempt <= 1) return;
+  const kept: AttemptRecord = {
+    ...record,
+    ...(record.error ? { error: bounded(record.error, MAX_RECORD_MESSAGE) } : {}),
+  };
+  task.tries = [...(task.tries ?? []), kept].slice(-MAX_ATTEMPT_RECORDS);
+}
+
+/** When the task's current attempt began. */
+function attemptStart(task: Task, fallback: Date): string {
+  return task.lease?.since ?? task.startedAt ?? fallback.toISOString();
+}
+
+function seconds(now: Date, s: number): string {
+  return new Date(now.getTime() + s * 1000).toISOString();
+}
+
 /** The record of a RUNNING task's attempt whose lease lapsed without a report. */
 function lost(task: Task, now: Date): AttemptRecord {
   const until = task.lease?.until ?? now.toISOString();
@@ -238,29 +222,11 @@ function successorsToResend(job: Job, index: number): number[] {
   return job.tasks[index]?.status === 'SUCCEEDED' && successor?.status === 'QUEUED' ? [successor.index] : [];
 }
 
-/** A processor's own log entries, as it sent them with its reply. */
-export type OutcomeLog = { level: 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown> }[];
-
-export type AttemptOutcome =
-  | { status: 'ok'; result: unknown; log?: OutcomeLog }
-  | { status: 'error'; error: TaskError; retryable: boolean; log?: OutcomeLog };
-
-/** Entries kept per task: the most recent ones. */
-export const MAX_TASK_LOG = 20;
-
 function appendLog(task: Task, log: OutcomeLog | undefined, now: Date): void {
   if (!log?.length) return;
   const at = now.toISOString();
   task.log = [...(task.log ?? []), ...log.map((entry) => ({ at, ...entry }))].slice(-MAX_TASK_LOG);
 }
-
-export type CompleteResult =
-  | ({ applied: true; retryDelaySeconds?: number } & Transition)
-  /**
-   * The attempt was stale or the job had moved on: the outcome is only kept as history.
-   * `superseded`: a newer attempt holds the task (and so the message).
-   */
-  | { applied: false; job: Job | undefined; reason: string; superseded: boolean };
 
 /**
  * Attempt `attempt` of a task reported back. Only the attempt that holds the task may change it;
@@ -342,166 +308,6 @@ function lateOutcome(
   };
 }
 
-/** Ends a task and lets the job's strategy decide what follows. */
-function finishTask(
-  job: Job,
-  index: number,
-  status: 'SUCCEEDED' | 'FAILED',
-  now: Date,
-  outcome: { result?: unknown; error?: TaskError },
-): Transition {
-  const updated = next(job, now);
-  const at = now.toISOString();
-  const task = updated.tasks[index] as Task;
-  task.status = status;
-  task.endedAt = at;
-  delete task.lease;
-  delete task.retryAt;
-  if (status === 'SUCCEEDED') {
-    task.result = outcome.result ?? null;
-    delete task.resultRef;
-    delete task.error;
-  } else {
-    task.error = bounded(outcome.error as TaskError);
-  }
-  const enqueue = advance(updated, index, now);
-  return { job: updated, enqueue };
-}
-
-/** The strategies: what a task's end means for the rest of the job. Mutates `job` (a fresh copy). */
-function advance(job: Job, index: number, now: Date): number[] {
-  const at = now.toISOString();
-  const task = job.tasks[index] as Task;
-  if (job.strategy === 'sequential') {
-    if (task.status === 'SUCCEEDED') {
-      const successor = job.tasks[index + 1];
-      if (successor) {
-        successor.status = 'QUEUED';
-        successor.queuedAt = at;
-        successor.ticket = newTicket();
-        return [successor.index];
-      }
-      endJob(job, 'SUCCEEDED', at);
-      return [];
-    }
-    abortUnfinished(job, at, 'an earlier task failed');
-    endJob(job, 'FAILED', at);
-    return [];
-  }
-  if (task.status === 'FAILED' && job.failFast) {
-    abortUnfinished(job, at, 'another task failed (failFast)');
-    endJob(job, 'FAILED', at);
-    return [];
-  }
-  if (job.tasks.every((t) => isTerminal(t.status))) {
-    endJob(job, job.tasks.every((t) => t.status === 'SUCCEEDED') ? 'SUCCEEDED' : 'FAILED', at);
-  }
-  return [];
-}
-
-function abortUnfinished(job: Job, at: string, message: string): void {
-  for (const other of job.tasks) {
-    if (isTerminal(other.status)) continue;
-    other.status = 'ABORTED';
-    other.endedAt = at;
-    other.error = { kind: 'aborted', message };
-    delete other.lease;
-    delete other.retryAt;
-  }
-}
-
-function endJob(job: Job, status: 'SUCCEEDED' | 'FAILED' | 'ABORTED', at: string): void {
-  job.status = status;
-  job.endedAt = at;
-  job.startedAt ??= at;
-}
-
-/**
- * Abort: every unfinished task ends ABORTED and the job ABORTED, in one write. Idempotent on an
- * aborted job (returns `changed: false`); refused on a job that already succeeded or failed.
- */
-export function abortJob(job: Job, now: Date): { job: Job; changed: boolean } {
-  if (job.status === 'ABORTED') return { job, changed: false };
-  if (isTerminal(job.status)) {
-    throw new InvalidStateError(`Job ${job.id} is ${job.status}; only unfinished jobs can be aborted`);
-  }
-  const updated = next(job, now);
-  const at = now.toISOString();
-  abortUnfinished(updated, at, 'job aborted');
-  endJob(updated, 'ABORTED', at);
-  return { job: updated, changed: true };
-}
-
-/**
- * The dead-letter consumer's verdict: a task whose message kept failing ends FAILED (`poison`) and
- * the strategy advances, so no job waits forever. A no-op for anything already final, and for a
- * stray copy: while another message holds a live lease on the task, that attempt decides.
- */
-export function poisonTask(
-  job: Job,
-  index: number,
-  now: Date,
-  reason: string,
-  messageId?: string,
-  ticket?: string,
-): Transition | undefined {
-  const task = job.tasks[index];
-  // A PENDING task has no message yet, so a dead letter cannot be about it.
-  if (!task || isTerminal(job.status) || isTerminal(task.status) || task.status === 'PENDING') return undefined;
-  // A duplicate's dead letter: the message the task waits for is still about and decides.
-  if (ticket !== undefined && !holdsTicket(task, { ticket })) return undefined;
-  const liveLease = task.lease && Date.parse(task.lease.until) > now.getTime();
-  if (task.status === 'RUNNING' && liveLease && messageId !== undefined && task.lease?.messageId !== messageId) {
-    return undefined;
-  }
-  return failTask(job, index, now, { kind: 'poison', message: reason });
-}
-
-/** A task that cannot run at all (its processor is not registered where it runs) fails for good. */
-export function failTask(job: Job, index: number, now: Date, error: TaskError): Transition | undefined {
-  const task = job.tasks[index];
-  if (!task || isTerminal(job.status) || isTerminal(task.status)) return undefined;
-  return finishTask(job, index, 'FAILED', now, { error });
-}
-
-/**
- * A resend (the sweeper's, or the repair of a send lost to a crash): the tasks get new tickets and
- * the caller sends their messages, so any earlier message of theirs still about is a duplicate
- * from now on. A RUNNING task keeps its ticket while its lease is live (its holder reports back).
- * The caller delays the new messages past an attempt's unwritten first second: an old message
- * that began just before still gets to write its start (and take its ticket back) first.
- */
-export function reissueTickets(job: Job, indexes: readonly number[], now: Date): Transition | undefined {
-  if (isTerminal(job.status)) return undefined;
-  const due = indexes.filter((i) => {
-    const task = job.tasks[i];
-    if (!task || isTerminal(task.status) || task.status === 'PENDING') return false;
-    return !(task.status === 'RUNNING' && task.lease && Date.parse(task.lease.until) > now.getTime());
-  });
-  if (due.length === 0) return undefined;
-  const updated = next(job, now);
-  for (const i of due) (updated.tasks[i] as Task).ticket = newTicket();
-  return { job: updated, enqueue: due };
-}
-
-/**
- * Tasks whose message should exist but, by the clock, must have been lost: queued, retrying or
- * leased long past the moment their message was due back. Re-sending is always safe (a duplicate
- * is dropped on receipt), so the sweeper errs on the side of sending.
- */
-export function strandedTasks(job: Job, now: Date, graceSeconds: number): number[] {
-  if (isTerminal(job.status)) return [];
-  const due = (iso: string | undefined) => iso !== undefined && Date.parse(iso) + graceSeconds * 1000 < now.getTime();
-  return job.tasks
-    .filter(
-      (task) =>
-        (task.status === 'QUEUED' && due(task.queuedAt)) ||
-        (task.status === 'RETRYING' && due(task.retryAt)) ||
-        (task.status === 'RUNNING' && due(task.lease?.until)),
-    )
-    .map((task) => task.index);
-}
-
 /**
  * The fast path: an attempt that finished before its start was ever written (most tasks answer
  * well within a second, and writing RUNNING for them would cost a write, a read and a visibility
@@ -549,37 +355,4 @@ export function completeUnrecorded(
   const lateTask = late.job?.tasks[index];
   if (lateTask && lateTask.attempts < attempt) lateTask.attempts = attempt;
   return late;
-}
-
-/**
- * After a restart that lost every message and every worker (the local queues keep nothing): each
- * unfinished task is resumed now. A live lease means nothing once its worker is gone, so it is
- * lapsed — the re-sent message then starts attempt n+1, which fences n should it ever report — and
- * every unfinished task gets a new ticket for the message sent now. Returns the job to write and
- * the tasks to send (with how long a retrying one still waits).
- */
-export function resumeAfterRestart(
-  job: Job,
-  now: Date,
-): { job: Job; send: { index: number; delaySeconds: number }[] } | undefined {
-  if (isTerminal(job.status)) return undefined;
-  const lapsed = structuredClone(job);
-  for (const task of lapsed.tasks) {
-    if (task.status === 'RUNNING' && task.lease && Date.parse(task.lease.until) > now.getTime()) {
-      task.lease.until = now.toISOString();
-    }
-  }
-  const unfinished = lapsed.tasks
-    .filter((task) => task.status === 'QUEUED' || task.status === 'RETRYING' || task.status === 'RUNNING')
-    .map((task) => task.index);
-  const reissued = reissueTickets(lapsed, unfinished, now);
-  if (!reissued) return undefined;
-  return {
-    job: reissued.job,
-    send: reissued.enqueue.map((index) => {
-      const task = reissued.job.tasks[index] as Task;
-      const wait = task.status === 'RETRYING' && task.retryAt ? Date.parse(task.retryAt) - now.getTime() : 0;
-      return { index, delaySeconds: Math.max(0, Math.ceil(wait / 1000)) };
-    }),
-  };
 }

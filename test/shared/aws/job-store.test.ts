@@ -8,8 +8,9 @@ import { dynamoItemSize } from '../../../shared/aws/meter.js';
 import { S3PayloadStore } from '../../../shared/aws/payloads.js';
 import { type ProcessorInvoker, type TaskRequest, taskInput, type WorkQueue } from '../../../shared/core/ports.js';
 import { ProcessorRegistry } from '../../../shared/core/processors.js';
+import { abortJob } from '../../../shared/core/tasks/repairs.js';
 import type { AttemptOutcome } from '../../../shared/core/tasks/transitions.js';
-import { abortJob, createJob } from '../../../shared/core/tasks/transitions.js';
+import { createJob } from '../../../shared/core/tasks/transitions.js';
 import { taskJobs } from '../../support/engines.js';
 import { startTestStack } from '../../support/stack.js';
 

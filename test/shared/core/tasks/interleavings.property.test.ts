@@ -3,15 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { InvalidStateError } from '../../../../shared/core/errors.js';
 import { isTerminal, type Job, type Strategy } from '../../../../shared/core/model.js';
 import type { Processor } from '../../../../shared/core/processors.js';
+import { abortJob, poisonTask, reissueTickets } from '../../../../shared/core/tasks/repairs.js';
 import {
   type AttemptOutcome,
-  abortJob,
   completeAttempt,
   completeUnrecorded,
   createJob,
   holdsTicket,
-  poisonTask,
-  reissueTickets,
   startAttempt,
 } from '../../../../shared/core/tasks/transitions.js';
 

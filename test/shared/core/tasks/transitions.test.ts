@@ -2,16 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { InvalidStateError } from '../../../../shared/core/errors.js';
 import type { Job } from '../../../../shared/core/model.js';
 import type { Processor } from '../../../../shared/core/processors.js';
+import { abortJob, poisonTask, reissueTickets, resumeAfterRestart } from '../../../../shared/core/tasks/repairs.js';
 import {
-  abortJob,
   completeAttempt,
   completeUnrecorded,
   createJob,
   MAX_ATTEMPT_RECORDS,
   type NewJob,
-  poisonTask,
-  reissueTickets,
-  resumeAfterRestart,
   startAttempt,
 } from '../../../../shared/core/tasks/transitions.js';
 
