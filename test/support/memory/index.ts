@@ -14,6 +14,7 @@ export { MemoryPayloadStore } from './payloads.js';
 export { type Envelope, MemoryWorkQueue } from './queue.js';
 export { MemoryJobStore } from './store.js';
 export { MemoryTallyStore } from './tallies.js';
+export { waitFor } from './wait.js';
 
 /**
  * Every port of the core in memory, sharing one manual clock: what an engine needs to run a
