@@ -422,6 +422,31 @@ describe('aborting a batch', () => {
     expect(w.invoker.chunkCalls).toHaveLength(2);
   });
 
+  it('aborts a held batch before it was ever planned: its rows all count as ABORTED', async () => {
+    const w = world();
+    const id = await w.submit({ processor: 'rows', rows: [1, 2], hold: true, chunkSize: 1 });
+    await w.engine.append(id, OWNER, [3]);
+    const { job } = await w.engine.abort(id, OWNER);
+    expect(job.status).toBe('ABORTED');
+    await w.drain();
+    const after = await w.engine.get(id);
+    expect(after.batch.counts).toEqual({ succeeded: 0, failed: 0, aborted: 3 });
+    expect((await w.results(after)).map((r) => r.status)).toEqual(['ABORTED', 'ABORTED', 'ABORTED']);
+    expect(w.invoker.chunkCalls).toHaveLength(0);
+  });
+
+  it('aborts a released batch whose plan step has not run yet; the plan step then sends nothing', async () => {
+    const w = world();
+    const id = await w.submit({ processor: 'rows', rows: [1, 2, 3], hold: true, chunkSize: 1 });
+    await w.engine.release(id, OWNER);
+    await w.engine.abort(id, OWNER);
+    await w.drain();
+    const after = await w.engine.get(id);
+    expect(after.status).toBe('ABORTED');
+    expect(after.batch.counts).toEqual({ succeeded: 0, failed: 0, aborted: 3 });
+    expect(w.queue.sent.filter((e) => 'chunk' in e.body)).toHaveLength(0);
+  });
+
   it('refuses to abort a batch that already ended', async () => {
     const w = world();
     const id = await w.submit({ processor: 'rows', rows: [1] });

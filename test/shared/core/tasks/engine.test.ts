@@ -153,6 +153,22 @@ describe('a task that runs', () => {
     expect((await w.job(job.id)).status).toBe('SUCCEEDED');
   });
 
+  it('repairs a lost send of the next task: the finished task’s message, back again, re-sends it', async () => {
+    const w = world();
+    const job = await w.submit([{ processor: 'echo' }, { processor: 'echo' }]);
+    const first = w.take();
+    // The outcome is written, then the send of the next task's message fails (the worker dies).
+    w.queue.failNextSend();
+    await expect(w.deliver(first)).rejects.toThrow('queue unavailable');
+    expect((await w.job(job.id)).tasks.map((t) => t.status)).toEqual(['SUCCEEDED', 'QUEUED']);
+    expect(await w.deliver(first)).toEqual({ kind: 'done' });
+    const next = w.take(1);
+    expect(next.delaySeconds).toBe(3);
+    expect(await w.deliver(next)).toEqual({ kind: 'done' });
+    expect((await w.job(job.id)).status).toBe('SUCCEEDED');
+    expect(w.invoker.calls).toHaveLength(2);
+  });
+
   it('reads an input kept apart (claim-check) and hands the processor its value', async () => {
     const w = world();
     const { job } = createJob(
@@ -437,6 +453,24 @@ describe('a resend that reissued the ticket while an attempt ran', () => {
 });
 
 describe('a job too crowded to write', () => {
+  it('takes every outcome when two workers finish tasks of one job at once (the loser writes again)', async () => {
+    const w = world();
+    const job = await w.submit(
+      [
+        { processor: 'echo', input: 'a' },
+        { processor: 'echo', input: 'b' },
+      ],
+      { strategy: 'concurrent' },
+    );
+    const other = w.engineWith([echo]);
+    const [a, b] = [w.take(0), w.take(1)];
+    expect(await Promise.all([w.deliver(a), w.deliver(b, {}, other)])).toEqual([{ kind: 'done' }, { kind: 'done' }]);
+    const done = await w.job(job.id);
+    expect(done.status).toBe('SUCCEEDED');
+    expect(done.tasks.map((t) => t.result)).toEqual(['a', 'b']);
+    expect(w.store.writes.some((write) => write.kind === 'replace' && !write.won)).toBe(true);
+  });
+
   it('comes back in 1–4 s when every write of its verdict loses to another writer', async () => {
     // Full jitter drawn at 0: the fifty write attempts back off for no time at all.
     vi.spyOn(Math, 'random').mockReturnValue(0);
