@@ -17,6 +17,14 @@ export function payloadPrefix(jobId: string): string {
 }
 
 /**
+ * Whether `ref` may be followed as one of job `jobId`'s payloads: only keys inside its own prefix,
+ * with no step out of it. Only the store writes references, so this is defence in depth.
+ */
+export function isPayloadOf(ref: string, jobId: string): boolean {
+  return ref.startsWith(payloadPrefix(jobId)) && !ref.includes('..');
+}
+
+/**
  * Large task inputs and results as S3 objects. A reference is a key the job store keeps in an
  * attribute of its own (`inputRef`, `resultRef`): no user value is ever read as one, and a
  * reference is followed only inside its own job's prefix.
@@ -44,8 +52,7 @@ export class S3PayloadStore implements PayloadStore {
   }
 
   async load(ref: string, jobId: string): Promise<unknown> {
-    // Defence in depth: only the store writes references, and only under the job's own prefix.
-    if (!ref.startsWith(payloadPrefix(jobId)) || ref.includes('..')) {
+    if (!isPayloadOf(ref, jobId)) {
       throw new Error(`payload reference ${ref.slice(0, 200)} is not one of job ${jobId}`);
     }
     try {

@@ -11,6 +11,12 @@ const LOCALSTACK_IMAGE = 'localstack/localstack:4.4';
  * DynamoDB Local and moto instead.
  */
 export async function startTestStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  // `npm run test:unit` sets it: a unit test that boots the cloud is in the wrong suite.
+  if (process.env.UNIT_ONLY === '1') {
+    throw new Error(
+      'UNIT_ONLY=1: this test starts the local stack, so it is not a unit test; use the in-memory ports (test/support/memory) or move it to test/integration',
+    );
+  }
   if (process.env.TEST_BACKEND === 'localstack') {
     try {
       const container = await new LocalstackContainer(LOCALSTACK_IMAGE)

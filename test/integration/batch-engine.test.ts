@@ -1,18 +1,18 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LocalStack } from '../../../local/stack.js';
-import { S3BatchFiles } from '../../../shared/aws/batch-files.js';
-import { clients } from '../../../shared/aws/clients.js';
-import { DynamoJobStore } from '../../../shared/aws/job-store.js';
-import { S3PayloadStore } from '../../../shared/aws/payloads.js';
-import { DynamoTallyStore } from '../../../shared/aws/tally-store.js';
-import { type BatchDeps, BatchEngine } from '../../../shared/core/batch-engine.js';
-import type { ChunkRequest, WorkQueue } from '../../../shared/core/ports.js';
-import { ProcessorRegistry } from '../../../shared/core/processors.js';
-import { parseOrThrow, submitBatchSchema, type WorkMessage } from '../../../shared/core/schemas.js';
-import { Cursors } from '../../../shared/core/search.js';
-import { countingS3 } from '../../support/counting-s3.js';
-import { startTestStack } from '../../support/stack.js';
+import type { LocalStack } from '../../local/stack.js';
+import { S3BatchFiles } from '../../shared/aws/batch-files.js';
+import { clients } from '../../shared/aws/clients.js';
+import { DynamoJobStore } from '../../shared/aws/job-store.js';
+import { S3PayloadStore } from '../../shared/aws/payloads.js';
+import { DynamoTallyStore } from '../../shared/aws/tally-store.js';
+import { type BatchDeps, BatchEngine } from '../../shared/core/batch-engine.js';
+import type { ChunkRequest, WorkQueue } from '../../shared/core/ports.js';
+import { ProcessorRegistry } from '../../shared/core/processors.js';
+import { parseOrThrow, submitBatchSchema, type WorkMessage } from '../../shared/core/schemas.js';
+import { Cursors } from '../../shared/core/search.js';
+import { countingS3 } from '../support/counting-s3.js';
+import { startTestStack } from '../support/stack.js';
 
 /**
  * The batch use cases on the real store, tallies and files (embedded cloud, no pollers), with the
