@@ -21,7 +21,7 @@ export function taskJobs(deps: TaskEngineDeps & { batches?: BatchEngine }) {
     prepare: jobs.prepare.bind(jobs),
     commit: jobs.commit.bind(jobs),
     read: jobs.read.bind(jobs),
-    abort: jobs.abort.bind(jobs),
+    abort: tasks.abort.bind(tasks),
     sweep: jobs.sweep.bind(jobs),
     runTask: tasks.runTask.bind(tasks),
     poison: tasks.poison.bind(tasks),

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { BatchJob } from '../../../shared/core/batch.js';
 import type { Job } from '../../../shared/core/model.js';
 import type { JobStore } from '../../../shared/core/ports.js';
-import { abortJob, createJob } from '../../../shared/core/transitions.js';
+import { abortJob } from '../../../shared/core/tasks/repairs.js';
+import { createJob } from '../../../shared/core/tasks/transitions.js';
 
 /**
  * What every JobStore promises (shared/core/ports.ts), as tests: run against the in-memory fake in

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { InputChangedError, InputMissingError } from '../../../shared/core/errors.js';
 import type { Processor } from '../../../shared/core/processors.js';
-import { createJob } from '../../../shared/core/transitions.js';
+import { createJob } from '../../../shared/core/tasks/transitions.js';
 import { startTestStack } from '../stack.js';
 import { Gate, memoryPorts } from './index.js';
 

@@ -1,6 +1,6 @@
 import type { ChunkCall, ChunkRequest, ProcessorInvoker, TaskRequest } from '../../../shared/core/ports.js';
 import type { Processor } from '../../../shared/core/processors.js';
-import type { AttemptOutcome } from '../../../shared/core/transitions.js';
+import type { AttemptOutcome } from '../../../shared/core/tasks/transitions.js';
 
 /**
  * What one call of the processor does:

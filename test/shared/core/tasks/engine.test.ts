@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { JobEngine as TaskEngine } from '../../../../shared/core/engine.js';
 import { IdempotencyMismatchError, InvalidStateError, NotFoundError } from '../../../../shared/core/errors.js';
 import type { Job } from '../../../../shared/core/model.js';
 import { type Processor, ProcessorRegistry } from '../../../../shared/core/processors.js';
 import type { TaskMessage } from '../../../../shared/core/schemas.js';
-import { type AttemptOutcome, createJob, type Transition } from '../../../../shared/core/transitions.js';
+import { type AttemptOutcome, createJob, type Transition } from '../../../../shared/core/tasks/transitions.js';
+import { taskJobs } from '../../../support/engines.js';
 import { type Envelope, Gate, memoryPorts, waitFor } from '../../../support/memory/index.js';
 
 /**
@@ -37,7 +37,7 @@ function world(options: { processors?: Processor[]; recordStartAfterMs?: number 
   const ports = memoryPorts();
   const logs: { level: string; message: string }[] = [];
   const engineWith = (processors: Processor[], recordStartAfterMs = options.recordStartAfterMs ?? 20) =>
-    new TaskEngine({
+    taskJobs({
       store: ports.store,
       queue: ports.queue,
       invoker: ports.invoker,
