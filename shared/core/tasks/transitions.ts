@@ -1,7 +1,15 @@
 import { backoffDelay } from '../backoff.js';
 import { InvalidStateError } from '../errors.js';
 import { newTicket } from '../ids.js';
-import { type AttemptRecord, isTerminal, type Job, type Strategy, type Task, type TaskError } from '../model.js';
+import {
+  type AttemptRecord,
+  isTerminal,
+  type Job,
+  newJobFields,
+  type Strategy,
+  type Task,
+  type TaskError,
+} from '../model.js';
 import type { Processor } from '../processors.js';
 import { nextVersion } from '../versioned-update.js';
 
@@ -100,21 +108,12 @@ export function createJob(
     };
   });
   const job: Job = {
-    id: ids.jobId,
-    owner: identity.owner,
-    type: request.type,
-    ...(request.name !== undefined ? { name: request.name } : {}),
-    ...(request.meta !== undefined ? { meta: request.meta } : {}),
+    ...newJobFields(request, { id: ids.jobId, ...identity }, now),
     kind: 'tasks',
     strategy: request.strategy,
     failFast: request.failFast,
     status: 'PENDING',
-    createdAt: at,
-    updatedAt: at,
     tasks,
-    requestHash: identity.requestHash,
-    ...(identity.idempotencyKey !== undefined ? { idempotencyKey: identity.idempotencyKey } : {}),
-    version: 1,
   };
   return { job, enqueue: tasks.filter((t) => t.status === 'QUEUED').map((t) => t.index) };
 }
