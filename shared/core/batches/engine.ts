@@ -4,8 +4,15 @@ import type { Caller } from '../owners.js';
 import type { ChunkMessage, SubmitBatch } from '../schemas.js';
 import * as abort from './abort.js';
 import * as chunks from './chunks.js';
-import * as context from './context.js';
-import { type BatchContext, type BatchDelivery, type BatchDeps, type BatchVerdict, batchContext } from './context.js';
+import {
+  type BatchContext,
+  type BatchDelivery,
+  type BatchDeps,
+  type BatchVerdict,
+  batchContext,
+  getBatch,
+  readBatch,
+} from './context.js';
 import * as finalizer from './finalizer.js';
 import * as intake from './intake.js';
 import type { BatchJob, RowStatus, Tally } from './model.js';
@@ -42,12 +49,12 @@ export class BatchEngine {
   }
 
   get(id: string): Promise<BatchJob> {
-    return context.getBatch(this.ctx, id);
+    return getBatch(this.ctx, id);
   }
 
   /** A batch `caller` may see; a foreign one is a missing one. */
   read(id: string, caller: Caller): Promise<BatchJob> {
-    return context.readBatch(this.ctx, id, caller);
+    return readBatch(this.ctx, id, caller);
   }
 
   /** Appends rows to a HELD batch (once per idempotency key). */
