@@ -69,7 +69,7 @@ export const UNEXERCISED: { action: string; function?: FunctionKey; resource?: R
     action: 's3:PutObject',
     function: 'worker',
     resource: /\/inputs\/\*$/,
-    why: "the plan spills a chunk's rows over 200 KB to inputs/{job}/chunks/ (shared/core/batch-engine.ts)",
+    why: "the plan spills a chunk's rows over 200 KB to inputs/{job}/chunks/ (shared/core/batches/planner.ts)",
   },
   {
     action: 'dynamodb:Query',

@@ -4,7 +4,7 @@ import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import * as z from 'zod';
 import { wiring } from '../../shared/aws/wiring.js';
-import { ROW_STATUSES } from '../../shared/core/batch.js';
+import { ROW_STATUSES } from '../../shared/core/batches/model.js';
 import { MethodNotAllowedError, NotFoundError, ValidationError } from '../../shared/core/errors.js';
 import { batchJobEvents, taskJobEvents } from '../../shared/core/events.js';
 import { idempotencyKeyOf } from '../../shared/core/jobs.js';

@@ -14,7 +14,6 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { BatchOutput, BatchPart, RowOutcome } from '../core/batch.js';
 import {
   ASSEMBLED_FILES,
   assembledFormat,
@@ -26,6 +25,7 @@ import {
   readRows,
   rowsText,
 } from '../core/batches/formats.js';
+import type { BatchOutput, BatchPart, RowOutcome } from '../core/batches/model.js';
 import { AssemblyLostError, InputChangedError, InputMissingError } from '../core/errors.js';
 import type { AssemblingFile, AssemblingFiles, BatchFiles, InputRow, RowCursor } from '../core/ports.js';
 

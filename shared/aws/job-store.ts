@@ -9,7 +9,7 @@ import {
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { BatchJob } from '../core/batch.js';
+import type { BatchJob } from '../core/batches/model.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
 import type { AnyJob, JobStore } from '../core/ports.js';
 import { type SearchKeys, searchKeys } from '../core/search.js';

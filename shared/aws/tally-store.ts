@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { type ChunkCommit, decodeCommit, encodeCommit, type Tally, tallyOfChunk } from '../core/batch.js';
+import type { ChunkCommit, Tally } from '../core/batches/model.js';
+import { decodeCommit, encodeCommit, tallyOfChunk } from '../core/batches/rules.js';
 import type { TallyStore } from '../core/ports.js';
 
 /** Tallies outlive their job by this margin, then DynamoDB's TTL deletes them for free. */

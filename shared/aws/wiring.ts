@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
-import { BatchEngine, DEFAULT_INPUT_POLICY } from '../core/batch-engine.js';
+import { BatchEngine, DEFAULT_INPUT_POLICY } from '../core/batches/engine.js';
 import { DEFAULT_READ_LIMITS } from '../core/batches/formats.js';
 import { Finder } from '../core/find.js';
 import { Jobs } from '../core/jobs.js';

@@ -8,9 +8,9 @@ import type { Clock } from './ports.js';
  */
 export type Verdict = { kind: 'done' } | { kind: 'retry'; delaySeconds: number } | { kind: 'keep' };
 
-export const DONE: Verdict = { kind: 'done' };
+export const DONE = { kind: 'done' } as const satisfies Verdict;
 
-export function retryIn(delaySeconds: number): Verdict {
+export function retryIn(delaySeconds: number): Extract<Verdict, { kind: 'retry' }> {
   return { kind: 'retry', delaySeconds };
 }
 
@@ -41,6 +41,6 @@ export function messageAge(clock: Clock, sentAt: number | undefined): number {
  * A message whose job is not there: held while it may still be on its way (`retry`), dropped once
  * it cannot be (`done`).
  */
-export function unbornVerdict(clock: Clock, sentAt: number | undefined): Verdict {
+export function unbornVerdict(clock: Clock, sentAt: number | undefined): Exclude<Verdict, { kind: 'keep' }> {
   return messageAge(clock, sentAt) < UNBORN_JOB_GRACE_MS ? retryIn(UNBORN_RETRY_SECONDS) : DONE;
 }

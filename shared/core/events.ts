@@ -1,4 +1,4 @@
-import type { BatchJob, Tally } from './batch.js';
+import type { BatchJob, Tally } from './batches/model.js';
 import { attemptLog, type Job } from './model.js';
 
 /** One entry of a job's update log (API.md, `GET /v1/jobs/{id}/events`). */

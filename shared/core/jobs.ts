@@ -1,4 +1,4 @@
-import type { BatchDelivery, BatchEngine, PreparedBatch } from './batch-engine.js';
+import type { BatchDelivery, BatchEngine, PreparedBatch } from './batches/engine.js';
 import { replayOf, type Submitted } from './create-job.js';
 import type { DeliveryHooks, Verdict } from './delivery.js';
 import { ValidationError } from './errors.js';

@@ -115,6 +115,35 @@ export interface Job {
   version: number;
 }
 
+/** Who makes a new job, under which id and request (and the idempotency key, if the caller chose one). */
+export interface JobIdentity {
+  id: string;
+  owner: string;
+  requestHash: string;
+  idempotencyKey?: string;
+}
+
+/** The fields a new job of either kind starts with: who made it, what it is called, its first version. */
+export function newJobFields(
+  request: { type: string; name?: string; meta?: Record<string, unknown> },
+  who: JobIdentity,
+  now: Date,
+) {
+  const at = now.toISOString();
+  return {
+    id: who.id,
+    owner: who.owner,
+    type: request.type,
+    ...(request.name !== undefined ? { name: request.name } : {}),
+    ...(request.meta !== undefined ? { meta: request.meta } : {}),
+    createdAt: at,
+    updatedAt: at,
+    requestHash: who.requestHash,
+    ...(who.idempotencyKey !== undefined ? { idempotencyKey: who.idempotencyKey } : {}),
+    version: 1,
+  };
+}
+
 /** One attempt as the job view shows it (API: `tasks[].attemptLog`). */
 export interface AttemptView {
   attempt: number;

@@ -1,4 +1,4 @@
-import type { BatchJob, BatchOutput, BatchPart, ChunkCommit, RowOutcome, Tally } from './batch.js';
+import type { BatchJob, BatchOutput, BatchPart, ChunkCommit, RowOutcome, Tally } from './batches/model.js';
 import type { Job, TaskError } from './model.js';
 import type { Processor } from './processors.js';
 import type { WorkMessage } from './schemas.js';

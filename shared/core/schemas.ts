@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { MAX_CHUNK_SIZE, MAX_CONTEXT_BYTES } from './batch.js';
+import { MAX_CHUNK_SIZE, MAX_CONTEXT_BYTES } from './batches/model.js';
 import { type ErrorDetail, ValidationError } from './errors.js';
 import { jsonValue, shallow, shallowMembers } from './json-depth.js';
 

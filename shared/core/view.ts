@@ -34,16 +34,23 @@ export async function toJobView(job: Job, payloads: PayloadStore) {
 
 export type JobView = Awaited<ReturnType<typeof toJobView>>;
 
+/** What every job's view begins with, whatever its kind: what the job is, and whose. */
+export function jobHeading<K extends string>(job: {
+  id: string;
+  owner: string;
+  type: string;
+  name?: string;
+  meta?: Record<string, unknown>;
+  kind: K;
+}) {
+  return { id: job.id, owner: job.owner, type: job.type, name: job.name ?? null, meta: job.meta ?? {}, kind: job.kind };
+}
+
 /** A job of tasks as search results show it: everything but the tasks (and so no payload reads). */
 export function toJobSummary(job: Job) {
   const counts = countTasks(job.tasks);
   return {
-    id: job.id,
-    owner: job.owner,
-    type: job.type,
-    name: job.name ?? null,
-    meta: job.meta ?? {},
-    kind: job.kind,
+    ...jobHeading(job),
     strategy: job.strategy,
     failFast: job.failFast,
     status: job.status,

@@ -6,7 +6,7 @@ import { clients } from '../../shared/aws/clients.js';
 import { DynamoJobStore } from '../../shared/aws/job-store.js';
 import { S3PayloadStore } from '../../shared/aws/payloads.js';
 import { DynamoTallyStore } from '../../shared/aws/tally-store.js';
-import { type BatchDeps, BatchEngine } from '../../shared/core/batch-engine.js';
+import { type BatchDeps, BatchEngine } from '../../shared/core/batches/engine.js';
 import type { ChunkRequest, WorkQueue } from '../../shared/core/ports.js';
 import { ProcessorRegistry } from '../../shared/core/processors.js';
 import { parseOrThrow, submitBatchSchema, type WorkMessage } from '../../shared/core/schemas.js';

@@ -1,4 +1,4 @@
-import type { BatchEngine } from '../../shared/core/batch-engine.js';
+import type { BatchEngine } from '../../shared/core/batches/engine.js';
 import { Jobs } from '../../shared/core/jobs.js';
 import { TaskEngine, type TaskEngineDeps } from '../../shared/core/tasks/engine.js';
 

@@ -3,9 +3,9 @@
  * from a body's chunks, and the lines the API and the assembly write.
  */
 import { parse as parseCsv } from 'csv-parse/sync';
-import type { BatchPart, RowOutcome } from '../batch.js';
 import { InputUnreadableError } from '../errors.js';
 import type { InputRow, RowCursor } from '../ports.js';
+import type { BatchPart, RowOutcome } from './model.js';
 
 /** How much of an input one row may take; past it the row fails as `BAD_ROW` and reading goes on. */
 export interface ReadLimits {

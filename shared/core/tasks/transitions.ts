@@ -1,6 +1,6 @@
 import { backoffDelay } from '../backoff.js';
 import { newTicket } from '../ids.js';
-import { type AttemptRecord, isTerminal, type Job, type Task } from '../model.js';
+import { type AttemptRecord, isTerminal, type Job, newJobFields, type Task } from '../model.js';
 import type { Processor } from '../processors.js';
 import {
   type AttemptOutcome,
@@ -68,21 +68,12 @@ export function createJob(
     };
   });
   const job: Job = {
-    id: ids.jobId,
-    owner: identity.owner,
-    type: request.type,
-    ...(request.name !== undefined ? { name: request.name } : {}),
-    ...(request.meta !== undefined ? { meta: request.meta } : {}),
+    ...newJobFields(request, { id: ids.jobId, ...identity }, now),
     kind: 'tasks',
     strategy: request.strategy,
     failFast: request.failFast,
     status: 'PENDING',
-    createdAt: at,
-    updatedAt: at,
     tasks,
-    requestHash: identity.requestHash,
-    ...(identity.idempotencyKey !== undefined ? { idempotencyKey: identity.idempotencyKey } : {}),
-    version: 1,
   };
   return { job, enqueue: tasks.filter((t) => t.status === 'QUEUED').map((t) => t.index) };
 }

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../../local/stack.js';
 import { clients } from '../../../shared/aws/clients.js';
 import { DynamoTallyStore } from '../../../shared/aws/tally-store.js';
-import { CHUNKS_PER_TALLY, sumTallies } from '../../../shared/core/batch.js';
+import { CHUNKS_PER_TALLY } from '../../../shared/core/batches/model.js';
+import { sumTallies } from '../../../shared/core/batches/rules.js';
 import { startTestStack } from '../../support/stack.js';
 
 let stack: LocalStack;

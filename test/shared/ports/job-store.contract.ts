@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { BatchJob } from '../../../shared/core/batch.js';
+import type { BatchJob } from '../../../shared/core/batches/model.js';
 import type { Job } from '../../../shared/core/model.js';
 import type { JobStore } from '../../../shared/core/ports.js';
 import { abortJob } from '../../../shared/core/tasks/repairs.js';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CHUNKS_PER_TALLY, sumTallies } from '../../../shared/core/batch.js';
+import { CHUNKS_PER_TALLY } from '../../../shared/core/batches/model.js';
+import { sumTallies } from '../../../shared/core/batches/rules.js';
 import type { TallyStore } from '../../../shared/core/ports.js';
 
 /**

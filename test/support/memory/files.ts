@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { BatchOutput, BatchPart, RowOutcome } from '../../../shared/core/batch.js';
+import type { BatchOutput, BatchPart, RowOutcome } from '../../../shared/core/batches/model.js';
 import { AssemblyLostError, InputChangedError, InputMissingError } from '../../../shared/core/errors.js';
 import type { AssemblingFile, AssemblingFiles, BatchFiles, InputRow, RowCursor } from '../../../shared/core/ports.js';
 

@@ -1,4 +1,4 @@
-import type { BatchJob } from '../../../shared/core/batch.js';
+import type { BatchJob } from '../../../shared/core/batches/model.js';
 import { isTerminal, type Job } from '../../../shared/core/model.js';
 import type { AnyJob, Clock, JobStore } from '../../../shared/core/ports.js';
 import { systemClock } from '../../../shared/core/ports.js';

@@ -1,4 +1,5 @@
-import { type ChunkCommit, type Tally, tallyOfChunk } from '../../../shared/core/batch.js';
+import type { ChunkCommit, Tally } from '../../../shared/core/batches/model.js';
+import { tallyOfChunk } from '../../../shared/core/batches/rules.js';
 import type { Clock, TallyStore } from '../../../shared/core/ports.js';
 import { systemClock } from '../../../shared/core/ports.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { BatchJob, RowOutcome } from '../../../../shared/core/batch.js';
-import { type BatchDeps, BatchEngine } from '../../../../shared/core/batch-engine.js';
+import { type BatchDeps, BatchEngine } from '../../../../shared/core/batches/engine.js';
+import type { BatchJob, RowOutcome } from '../../../../shared/core/batches/model.js';
 import {
   IdempotencyMismatchError,
   InvalidStateError,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { BatchPart } from '../../../../shared/core/batch.js';
 import { DEFAULT_READ_LIMITS, readRows, rowsText } from '../../../../shared/core/batches/formats.js';
+import type { BatchPart } from '../../../../shared/core/batches/model.js';
 
 /**
  * A body as a store hands it over: chunks of uneven sizes (a fixed sequence, so a failure

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { type BatchJob, CHUNKS_PER_TALLY, MAX_APPENDS } from '../../../../shared/core/batches/model.js';
 import {
   appendable,
   appendedBefore,
-  type BatchJob,
-  CHUNKS_PER_TALLY,
   chunkCount,
   chunkOfLine,
   chunksInTally,
@@ -11,9 +10,8 @@ import {
   encodeCommit,
   finalOutcome,
   linesOfChunk,
-  MAX_APPENDS,
   readChunkReply,
-} from '../../../shared/core/batch.js';
+} from '../../../../shared/core/batches/rules.js';
 
 const given = [1, 2, 3].map((line) => ({ line, input: { line } }));
 const deep = (depth: number): unknown => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);

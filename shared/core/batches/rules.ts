@@ -1,108 +1,25 @@
 import * as z from 'zod';
-import { IdempotencyMismatchError, InvalidStateError } from './errors.js';
-import { jsonValue } from './json-depth.js';
-import type { JobStatus, TaskError } from './model.js';
+import { IdempotencyMismatchError, InvalidStateError } from '../errors.js';
+import { jsonValue } from '../json-depth.js';
+import type { TaskError } from '../model.js';
+import {
+  type BatchJob,
+  type BatchState,
+  CHUNKS_PER_TALLY,
+  type ChunkCommit,
+  type ChunkRow,
+  MAX_APPENDS,
+  RESERVED_OUTPUTS,
+  type RowCounts,
+  type RowOutcome,
+  type Tally,
+} from './model.js';
 
 /**
- * Batches: many rows, run in chunks. The domain rules live here, with no I/O:
- *
- * - Lines are numbered 1.. in submission order and chunk `i` is always lines
- *   `i*chunkSize+1 … (i+1)*chunkSize`, so a row's chunk (and a chunk's rows) follow from the plan
- *   alone: nothing per row or per chunk has to be stored to find them.
- * - A chunk commits exactly once: its outcome file goes to S3 under a key unique to the attempt,
- *   then one conditional write records that key in the chunk's *tally* (one small item per group
- *   of chunks). The tally write is the commit; anything that loses it (a duplicate, a zombie) is
- *   simply not counted. Counters are bumped in that same write: once per chunk, never per row.
- * - A job item is written a handful of times per batch (create, plan, finalize), never per chunk.
+ * The rules of batches that need no I/O (see `model.ts` for why they make every row count once):
+ * which lines a chunk holds and which tally counts it, what a processor's chunk reply means, and
+ * how a batch that ran to its end ends.
  */
-
-export const ROW_STATUSES = ['PENDING', 'SUCCEEDED', 'FAILED', 'ABORTED'] as const;
-export type RowStatus = (typeof ROW_STATUSES)[number];
-
-export type InputFormat = 'jsonl' | 'csv';
-
-/** Where a batch's rows come from, in line order: inline/appended rows (stored by us) or a file. */
-export type BatchPart =
-  | {
-      kind: 'rows';
-      key: string;
-      rows: number;
-      /** An append sent with an idempotency key: hashes of the key and of its rows, to know a retry. */
-      append?: { key: string; rows: string };
-    }
-  | {
-      kind: 'file';
-      bucket: string;
-      key: string;
-      format: InputFormat;
-      /** The object as the batch took it (at submit, or release for an upload): reads insist on it. */
-      etag?: string;
-    };
-
-export interface BatchOutput {
-  key: string;
-  bytes: number;
-  lines: number;
-}
-
-export interface RowCounts {
-  succeeded: number;
-  failed: number;
-  aborted: number;
-}
-
-export interface BatchState {
-  processor: string;
-  chunkSize: number;
-  maxFailedRows: number;
-  context: Record<string, unknown>;
-  parts: BatchPart[];
-  /** Rows known so far (inline + appended); a file's rows are known once planned. */
-  rows: number;
-  /** Set once every chunk of the batch is known (and before any chunk message is sent). */
-  plan?: { rows: number; chunks: number };
-  /** With `upload: true`: where the uploaded file goes, and its format. */
-  upload?: { key: string; format: InputFormat };
-  /** The abort was asked for (the tallies may still be closing). */
-  abortRequestedAt?: string;
-  /** Final row counts, written when the job ends. */
-  counts?: RowCounts;
-  /** Written by the finalizer: the assembled files. */
-  outputs?: Record<string, BatchOutput>;
-  /** Why the batch could not run at all (its input file vanished, say). */
-  error?: TaskError;
-}
-
-export interface BatchJob {
-  id: string;
-  owner: string;
-  type: string;
-  name?: string;
-  meta?: Record<string, unknown>;
-  kind: 'batch';
-  status: JobStatus;
-  createdAt: string;
-  updatedAt: string;
-  startedAt?: string;
-  endedAt?: string;
-  idempotencyKey?: string;
-  requestHash: string;
-  version: number;
-  batch: BatchState;
-}
-
-/** Chunks per tally item: ≤ ~1 KB, so a tally write costs one write unit. */
-export const CHUNKS_PER_TALLY = 48;
-
-export const MAX_CHUNK_SIZE = 1000;
-/**
- * Parts of rows a held batch takes (its inline rows and each append). Each is a part of the job item
- * (~150 bytes), so this keeps the item far inside DynamoDB's 400 KB; more rows go in a file upload.
- */
-export const MAX_APPENDS = 1000;
-export const MAX_CONTEXT_BYTES = 32 * 1024;
-/** Output names a row may emit; `results` and `errors` are the batch's own. */
-export const RESERVED_OUTPUTS = ['results', 'errors'] as const;
 
 /** Refuses an append the job cannot take. */
 export function appendable(job: BatchJob): void {
@@ -113,6 +30,13 @@ export function appendable(job: BatchJob): void {
     throw new InvalidStateError(
       `Job ${job.id} holds ${MAX_APPENDS} parts of rows (inline rows and appends); send more rows as one file upload`,
     );
+  }
+}
+
+/** Refuses to release a batch that is not HELD (released already, or never held). */
+export function releasable(job: BatchJob): void {
+  if (job.status !== 'HELD') {
+    throw new InvalidStateError(`Job ${job.id} is ${job.status}; only a HELD batch can be released`);
   }
 }
 
@@ -163,13 +87,6 @@ export function chunksInTally(group: number, chunks: number): number {
   return Math.max(0, Math.min(CHUNKS_PER_TALLY, chunks - group * CHUNKS_PER_TALLY));
 }
 
-/** What a tally records per committed chunk: the attempt whose file counts, and its row counts. */
-export interface ChunkCommit {
-  token: string;
-  succeeded: number;
-  failed: number;
-}
-
 export function encodeCommit(commit: ChunkCommit): string {
   return `${commit.token}:${commit.succeeded}:${commit.failed}`;
 }
@@ -177,15 +94,6 @@ export function encodeCommit(commit: ChunkCommit): string {
 export function decodeCommit(value: string): ChunkCommit {
   const [token = '', succeeded = '0', failed = '0'] = value.split(':');
   return { token, succeeded: Number(succeeded), failed: Number(failed) };
-}
-
-/** A group of chunks' commits, as one tally item holds them. */
-export interface Tally {
-  group: number;
-  commits: Map<number, ChunkCommit>;
-  closed: boolean;
-  firstAt?: string;
-  lastAt?: string;
 }
 
 export function sumTallies(tallies: Iterable<Tally>): { chunks: number; succeeded: number; failed: number } {
@@ -200,23 +108,6 @@ export function sumTallies(tallies: Iterable<Tally>): { chunks: number; succeede
     }
   }
   return { chunks, succeeded, failed };
-}
-
-/** One row as a chunk carries it: its input, or why it could not be read (a ragged CSV line). */
-export interface ChunkRow {
-  line: number;
-  input?: unknown;
-  invalid?: string;
-}
-
-/** A row's outcome, as it is stored (one JSON line per row) and shown by the rows route. */
-export interface RowOutcome {
-  line: number;
-  status: RowStatus;
-  result?: unknown;
-  messages?: unknown[];
-  error?: TaskError;
-  outputs?: Record<string, string>;
 }
 
 const outputName = z
@@ -382,4 +273,23 @@ export function finalOutcome(
 /** Rows the batch has (or will have, once planned). */
 export function totalRows(batch: BatchState): number {
   return batch.plan?.rows ?? batch.rows;
+}
+
+/** Every chunk's commit, by chunk index. */
+export function commitMap(tallies: Iterable<Tally>): Map<number, ChunkCommit> {
+  const commits = new Map<number, ChunkCommit>();
+  for (const tally of tallies) for (const [chunk, commit] of tally.commits) commits.set(chunk, commit);
+  return commits;
+}
+
+const ABORTED_ROW: TaskError = { kind: 'aborted', message: 'job aborted before this row ran' };
+
+/** A row that never ran because its batch ended (aborted or failed) before its chunk committed. */
+export function abortedRow(line: number): RowOutcome {
+  return { line, status: 'ABORTED', error: ABORTED_ROW };
+}
+
+/** The request a chunk message belongs to: the start of its job's request hash. */
+export function requestTag(job: Pick<BatchJob, 'requestHash'>): string {
+  return job.requestHash.slice(0, 16);
 }
