@@ -11,7 +11,7 @@ import {
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { BatchJob } from '../core/batch.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
-import type { AnyJob, JobStore } from '../core/ports.js';
+import type { AnyJob, ExpiredItems, JobStore } from '../core/ports.js';
 import { type SearchKeys, searchKeys } from '../core/search.js';
 import type { S3PayloadStore } from './payloads.js';
 
@@ -73,7 +73,7 @@ export type StoredItem = JobItem | BatchItem;
  * Finished jobs get a TTL; expired ones read as absent even before DynamoDB's TTL (or an emulator
  * without TTL) deletes them.
  */
-export class DynamoJobStore implements JobStore {
+export class DynamoJobStore implements JobStore, ExpiredItems {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,

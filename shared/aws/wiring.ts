@@ -5,7 +5,7 @@ import { DEFAULT_READ_LIMITS } from '../core/batches/formats.js';
 import { Finder } from '../core/find.js';
 import { Jobs } from '../core/jobs.js';
 import { DEFAULT_MAX_JSON_DEPTH, setMaxJsonDepth } from '../core/json-depth.js';
-import type { ProcessorInvoker } from '../core/ports.js';
+import type { ExpiredItems, ProcessorInvoker } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
 import { Cursors } from '../core/search.js';
@@ -80,10 +80,8 @@ function positiveNumber(value: string | undefined, fallback: number): number {
 export interface Wiring {
   /** The use cases on jobs of either kind: what handlers call. */
   jobs: Jobs;
-  batches: BatchEngine;
-  finder: Finder;
-  store: DynamoJobStore;
-  payloads: S3PayloadStore;
+  /** Deletes expired items where the database has no TTL (the sweeper, on the local emulators). */
+  expired: ExpiredItems;
 }
 
 /** `JOB_RETENTION_DAYS_BY_TYPE`: `{"TYPE": days}` where a type keeps its finished jobs longer or shorter. */
@@ -208,9 +206,9 @@ export function wiringFromEnv(
     leaseMarginSeconds,
     ...(log ? { log } : {}),
   });
-  const jobs = new Jobs({ store, tasks, batches, clock: systemClock });
   const finder = new Finder(new DynamoJobIndex(doc, named.table), cursors, search);
-  return { jobs, batches, finder, store, payloads };
+  const jobs = new Jobs({ store, tasks, batches, finder, payloads, cursors, clock: systemClock });
+  return { jobs, expired: store };
 }
 
 const cache = new Map<string, { key: string; wiring: Wiring }>();
