@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoFunction, demoProcessors } from '../examples/processors/catalog.js';
 import { LOCAL_ACCOUNT, type RecordedCall } from '../shared/aws/iam-record.js';
+import { OBJECT_PREFIXES } from '../shared/core/keys.js';
 import { type FunctionKey, physicalName, resourceEnv, resources } from '../shared/resources.js';
 import { loadEnvironment } from './config.js';
 
@@ -32,6 +33,11 @@ import { loadEnvironment } from './config.js';
  * only in an environment (prod's), the cursor key secret — are derived from the template's own
  * configuration and checked like recorded ones.
  */
+
+/** A grant's resource on every object under `prefix` of a bucket (`…/inputs/*`). */
+function objectsUnder(prefix: string): RegExp {
+  return new RegExp(`/${prefix.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\*$`);
+}
 
 /**
  * Grants no recorded call uses, and why each stays: a path the suites cannot take through the
@@ -68,8 +74,8 @@ export const UNEXERCISED: { action: string; function?: FunctionKey; resource?: R
   {
     action: 's3:PutObject',
     function: 'worker',
-    resource: /\/inputs\/\*$/,
-    why: "the plan spills a chunk's rows over 200 KB to inputs/{job}/chunks/ (shared/core/batches/planner.ts)",
+    resource: objectsUnder(OBJECT_PREFIXES.inputs),
+    why: `the plan spills a chunk's rows over 200 KB to ${OBJECT_PREFIXES.inputs}{job}/chunks/ (shared/core/batches/planner.ts)`,
   },
   {
     action: 'dynamodb:Query',
@@ -84,8 +90,8 @@ export const UNEXERCISED: { action: string; function?: FunctionKey; resource?: R
   {
     action: 's3:PutObject',
     function: 'deadLetters',
-    resource: /\/payloads\/\*$/,
-    why: 'any job write that takes the item past its budget moves the largest values to payloads/ (DynamoJobStore.toItem)',
+    resource: objectsUnder(OBJECT_PREFIXES.payloads),
+    why: `any job write that takes the item past its budget moves the largest values to ${OBJECT_PREFIXES.payloads} (DynamoJobStore.toItem)`,
   },
 ];
 

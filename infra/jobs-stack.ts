@@ -28,6 +28,7 @@ import {
 } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { DEMO_MEMORY_MB, demoFunction, demoProcessors, demoRegistry } from '../examples/processors/catalog.js';
+import { OBJECT_PREFIXES } from '../shared/core/keys.js';
 import { ProcessorRegistry, type ProcessorTarget } from '../shared/core/processors.js';
 import {
   type BucketKey,
@@ -253,7 +254,8 @@ export class JobsStack extends Stack {
     const jobItems = [table.tableArn];
     // Find (GET /v1/jobs, /v1/tasks): a Query per index for keys, then BatchGetItem for the jobs.
     const findIndexes = resources.tables.jobs.indexes.map((index) => `${table.tableArn}/index/${index.name}`);
-    const objects = (...prefixes: string[]) => prefixes.map((prefix) => bucket.arnForObjects(`${prefix}/*`));
+    const objects = (...kinds: (keyof typeof OBJECT_PREFIXES)[]) =>
+      kinds.map((kind) => bucket.arnForObjects(`${OBJECT_PREFIXES[kind]}*`));
     const inputBuckets = config.batchInputBuckets.map((b) => `arn:${this.partition}:s3:::${b}/*`);
     // Job items are read and replaced by every function that moves a job; tallies (UpdateItem,
     // Query) are a batch's chunk counts, committed by chunks, read by job views and the sweeper.
@@ -574,14 +576,15 @@ export class JobsStack extends Stack {
             'Read only: batches may name the files services drop under the input prefix (README, security model).',
         });
       }
+      const { inputs, outputs, payloads } = OBJECT_PREFIXES;
       Validations.of(fn.role as iam.IRole).acknowledge({
-        id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArn}/payloads/*]`,
-        reason: 'Task payload objects are keyed by job and task id under payloads/, known only at run time.',
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArn}/${payloads}*]`,
+        reason: `Task payload objects are keyed by job and task id under ${payloads}, known only at run time.`,
       });
-      for (const prefix of ['inputs', 'outputs']) {
+      for (const prefix of [inputs, outputs]) {
         Validations.of(fn.role as iam.IRole).acknowledge({
-          id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}/*]`,
-          reason: `Batch files are keyed by job id under ${prefix}/, known only at run time.`,
+          id: `AwsSolutions::AwsSolutions-IAM5[Resource::${bucketArn}/${prefix}*]`,
+          reason: `Batch files are keyed by job id under ${prefix}, known only at run time.`,
         });
       }
     }

@@ -4,6 +4,8 @@
  * same objects into CloudFormation, so the two cannot drift. Every table/queue setting lives here.
  */
 
+import { OBJECT_PREFIXES } from './core/keys.js';
+
 export type AttributeType = 'S' | 'N';
 
 export interface KeyDeclaration {
@@ -155,10 +157,10 @@ const buckets = {
   data: {
     name: 'data',
     expiringPrefixes: [
-      { prefix: 'inputs/', retention: 'objects' },
+      { prefix: OBJECT_PREFIXES.inputs, retention: 'objects' },
       // A batch's outputs live as long as the job that links to them.
-      { prefix: 'outputs/', retention: 'jobs' },
-      { prefix: 'payloads/', retention: 'jobs' },
+      { prefix: OBJECT_PREFIXES.outputs, retention: 'jobs' },
+      { prefix: OBJECT_PREFIXES.payloads, retention: 'jobs' },
     ],
   },
 } satisfies Record<string, BucketDeclaration>;

@@ -1,23 +1,17 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { sqsClient } from '../../shared/aws/clients.js';
+import { SqsRefusedSubmissions } from '../../shared/aws/refused-submissions.js';
 import { wiring } from '../../shared/aws/wiring.js';
-import { ForbiddenError, JobsError } from '../../shared/core/errors.js';
-import type { Jobs, PreparedJob } from '../../shared/core/jobs.js';
-import { iamOwner, MAX_OWNER_LENGTH } from '../../shared/core/owners.js';
-import { idempotencyKeySchema, parseJson } from '../../shared/core/schemas.js';
+import { JobsError } from '../../shared/core/errors.js';
+import { type QueuedSubmission, submitQueued } from '../../shared/core/queued-submissions.js';
 import { engineLog, retrySoon } from '../../shared/lambda/handlers.js';
 import { resourceEnv } from '../../shared/resources.js';
 
 const logger = new Logger({ serviceName: 'jobs-submit' });
 const log = engineLog(logger);
-
-class RefusedMessage extends JobsError {
-  readonly code = 'VALIDATION_FAILED';
-}
 
 /**
  * Senders that may submit on behalf of others (`TRUSTED_SUBMITTERS`: comma-separated owners, e.g.
@@ -30,108 +24,51 @@ const trustedSubmitters = new Set(
     .filter(Boolean),
 );
 
-/**
- * Whose job a queued submission makes: the IAM principal that sent it (SQS's `SenderId`, which no
- * sender can choose), or — for a trusted sender only — the owner its `Owner` attribute names.
- */
-function ownerOf(record: SQSRecord): string {
-  const sender = iamOwner(record.attributes.SenderId);
-  const named = record.messageAttributes.Owner?.stringValue;
-  if (named === undefined) return sender;
-  if (!trustedSubmitters.has(sender)) {
-    throw new ForbiddenError(`The Owner attribute is taken only from trusted submitters; ${sender} is not one`);
-  }
-  if (named.length === 0 || named.length > MAX_OWNER_LENGTH) {
-    throw new RefusedMessage(`The Owner attribute must be 1..${MAX_OWNER_LENGTH} characters`);
-  }
-  return named;
-}
-
-/**
- * Reads one queued submission: the body is a `POST /v1/jobs` body; the idempotency key is the
- * `IdempotencyKey` attribute, else the body's own `idempotencyKey`, else the message id, so a
- * redelivered message never makes a second job.
- */
-function prepare(jobs: Jobs, record: SQSRecord): { job: PreparedJob; chosenKey: boolean } {
-  const body = parseJson(record.body);
-  if (body === undefined) throw new RefusedMessage('Message body is not JSON');
-  const attribute = record.messageAttributes.IdempotencyKey?.stringValue;
-  if (attribute !== undefined && !idempotencyKeySchema.safeParse(attribute).success) {
-    throw new RefusedMessage('IdempotencyKey attribute must be 1..256 characters');
-  }
-  const bodyKey = body && typeof body === 'object' && 'idempotencyKey' in body;
-  const job = jobs.prepare(body, ownerOf(record), attribute ?? (bodyKey ? undefined : record.messageId));
-  // A key the sender chose may be replayed by it; the message id only by a rare redelivery.
-  return { job, chosenKey: attribute !== undefined || Boolean(bodyKey) };
+/** A queued submission: its body, and what SQS says of who sent it and how. */
+function submission({ body, messageId, attributes, messageAttributes }: SQSRecord): QueuedSubmission {
+  const { Owner: owner, IdempotencyKey: key } = messageAttributes;
+  return {
+    body,
+    messageId,
+    senderId: attributes.SenderId,
+    owner: owner?.stringValue,
+    idempotencyKey: key?.stringValue,
+  };
 }
 
 /** A submission the contract refuses creates nothing and moves to the submit DLQ with its reason. */
 async function refuse(record: SQSRecord, error: JobsError): Promise<void> {
   const reason = { code: error.code, message: error.message, details: error.details };
   logger.warn('submission refused, moved to the dead-letter queue', { messageId: record.messageId, reason });
-  await sqsClient().send(
-    new SendMessageCommand({
-      QueueUrl: process.env[resourceEnv.queueUrl('submitDlq')],
-      MessageBody: record.body,
-      MessageAttributes: {
-        Reason: { DataType: 'String', StringValue: JSON.stringify(reason).slice(0, 4096) },
-        SourceMessageId: { DataType: 'String', StringValue: record.messageId },
-      },
-    }),
-  );
+  await new SqsRefusedSubmissions(sqsClient(), process.env[resourceEnv.queueUrl('submitDlq')]).refuse(record, reason);
 }
 
 /**
- * Direct enqueue. The whole batch is prepared first, so the first task messages of every job in
- * it go out ten to an SQS request; anything that fails for another reason than the contract (an
- * outage) is reported back and retried by SQS.
+ * Direct enqueue: every submission of the batch goes in together. One the contract refuses moves
+ * to the DLQ; one that fails otherwise (an outage) is reported back and comes again after a backoff.
  */
 async function submitBatch(event: SQSEvent): Promise<SQSBatchResponse> {
   const { jobs } = wiring('submit', log);
+  const outcomes = await submitQueued(jobs, event.Records.map(submission), trustedSubmitters);
   const failed: string[] = [];
-  const settle = async (record: SQSRecord, error: unknown) => {
-    if (!(error instanceof JobsError)) {
-      failed.push(record.messageId);
+  await Promise.all(
+    event.Records.map(async (record, i) => {
+      const outcome = outcomes[i]!;
+      const { messageId } = record;
+      if (!('error' in outcome)) {
+        const message = outcome.created ? 'job submitted from queue' : 'queued submission replayed';
+        return logger.info(message, { jobId: outcome.job.id, messageId });
+      }
+      if (outcome.error instanceof JobsError) return refuse(record, outcome.error).catch(() => failed.push(messageId));
+      failed.push(messageId);
       const delaySeconds = await retrySoon(process.env[resourceEnv.queueUrl('submit')], record);
       logger.error('submission failed; it comes back after a backoff', {
-        messageId: record.messageId,
+        messageId,
         delaySeconds,
-        error: String(error),
+        error: String(outcome.error),
       });
-      return;
-    }
-    await refuse(record, error).catch(() => failed.push(record.messageId));
-  };
-
-  const ready: { record: SQSRecord; job: PreparedJob; chosenKey: boolean }[] = [];
-  for (const record of event.Records) {
-    try {
-      ready.push({ record, ...prepare(jobs, record) });
-    } catch (error) {
-      await settle(record, error);
-    }
-  }
-  if (ready.length) {
-    try {
-      const outcomes = await jobs.commit(
-        ready.map((r) => r.job),
-        { lookUp: ready.map((r) => r.chosenKey) },
-      );
-      await Promise.all(
-        outcomes.map(async (outcome, i) => {
-          const { record } = ready[i] as (typeof ready)[number];
-          if ('error' in outcome) return settle(record, outcome.error);
-          logger.info(outcome.created ? 'job submitted from queue' : 'queued submission replayed', {
-            jobId: outcome.job.id,
-            messageId: record.messageId,
-          });
-        }),
-      );
-    } catch (error) {
-      // The messages could not be sent, so nothing was written: all of these come back later.
-      for (const { record } of ready) await settle(record, error);
-    }
-  }
+    }),
+  );
   return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
 }
 

@@ -19,12 +19,12 @@ const graceSeconds = () => Number(process.env.SWEEP_GRACE_SECONDS ?? 300);
 export const handler = middy<ScheduledEvent, { jobs: number; resent: number; purged: number }>()
   .use(injectLambdaContext(logger))
   .handler(async (event) => {
-    const { jobs, store } = wiring('sweeper', log);
+    const { jobs, expired } = wiring('sweeper', log);
     // `{"afterRestart": true}`: every message and worker is known lost (the local queues keep
     // nothing across a restart), so every unfinished task resumes now, leases or not.
     const afterRestart = (event?.detail as { afterRestart?: unknown } | undefined)?.afterRestart === true;
     const result = await jobs.sweep(graceSeconds(), { afterRestart });
-    const purged = process.env.PURGE_EXPIRED === 'true' ? await store.purgeExpired(new Date()) : 0;
+    const purged = process.env.PURGE_EXPIRED === 'true' ? await expired.purgeExpired(new Date()) : 0;
     logger.info('sweep done', { ...result, purged });
     return { ...result, purged };
   });

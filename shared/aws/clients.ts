@@ -87,16 +87,21 @@ export function createClients(env: NodeJS.ProcessEnv = process.env): Clients {
 
 const shared = new Map<keyof Clients, { key: string; client: unknown }>();
 
+/** The variables a shared client is built from: when one changes, the clients (and what holds them) are built again. */
+export function clientEnvKey(env: NodeJS.ProcessEnv = process.env): string {
+  return Object.entries(env)
+    .filter(([name]) => name.startsWith('AWS_ENDPOINT_URL') || name === 'AWS_REGION')
+    .sort()
+    .join(';');
+}
+
 /**
  * A client reused across invocations of a warm Lambda (connection reuse is most of its cost),
  * built on first use; rebuilt if the endpoints change, as when a local stack restarts in the same
  * process.
  */
 function sharedClient<K extends keyof Clients>(service: K, build: () => Clients[K]): Clients[K] {
-  const key = Object.entries(process.env)
-    .filter(([name]) => name.startsWith('AWS_ENDPOINT_URL') || name === 'AWS_REGION')
-    .sort()
-    .join(';');
+  const key = clientEnvKey();
   const hit = shared.get(service);
   if (hit?.key === key) return hit.client as Clients[K];
   const client = build();

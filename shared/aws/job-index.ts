@@ -1,4 +1,5 @@
 import { BatchGetCommand, type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { jobIdOfPartition, jobItemKey } from '../core/keys.js';
 import type { AnyJob } from '../core/ports.js';
 import type { IndexPartition, JobIndex } from '../core/search.js';
 import { decodeItem, isExpired, type StoredItem } from './job-store.js';
@@ -44,7 +45,7 @@ export class DynamoJobIndex implements JobIndex {
         }),
       );
       for (const item of page.Items ?? []) {
-        entries.push({ id: String(item.pk).slice('JOB#'.length), order: String(item.sOrder) });
+        entries.push({ id: jobIdOfPartition(String(item.pk)), order: String(item.sOrder) });
       }
       cursor = page.LastEvaluatedKey;
       if (!cursor) return { entries, exhausted: true };
@@ -56,9 +57,7 @@ export class DynamoJobIndex implements JobIndex {
   async load(ids: string[]): Promise<AnyJob[]> {
     const found: AnyJob[] = [];
     for (let i = 0; i < ids.length; i += BATCH_GET) {
-      let keys: Record<string, unknown>[] | undefined = ids
-        .slice(i, i + BATCH_GET)
-        .map((id) => ({ pk: `JOB#${id}`, sk: 'JOB' }));
+      let keys: Record<string, unknown>[] | undefined = ids.slice(i, i + BATCH_GET).map(jobItemKey);
       for (let attempt = 0; keys && keys.length > 0; attempt++) {
         if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** attempt)));
         const { Responses, UnprocessedKeys } = await this.doc.send(

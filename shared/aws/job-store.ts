@@ -10,12 +10,11 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { BatchJob } from '../core/batches/model.js';
+import { expiresAfter, JOB_SORT_KEY, jobIdOfPartition, jobItemKey } from '../core/keys.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
-import type { AnyJob, JobStore } from '../core/ports.js';
+import type { AnyJob, ExpiredItems, JobStore } from '../core/ports.js';
 import { type SearchKeys, searchKeys } from '../core/search.js';
 import type { S3PayloadStore } from './payloads.js';
-
-const JOB_SK = 'JOB';
 
 /** How long finished jobs (and so their idempotency keys) are kept. */
 export const DEFAULT_RETENTION_DAYS = 30;
@@ -73,7 +72,7 @@ export type StoredItem = JobItem | BatchItem;
  * Finished jobs get a TTL; expired ones read as absent even before DynamoDB's TTL (or an emulator
  * without TTL) deletes them.
  */
-export class DynamoJobStore implements JobStore {
+export class DynamoJobStore implements JobStore, ExpiredItems {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
@@ -180,7 +179,7 @@ export class DynamoJobStore implements JobStore {
                 'sk = :job AND createdAt < :before AND (NOT (#status IN (:succeeded, :failed, :aborted)) OR (kind = :batch AND attribute_not_exists(#batch.outputs)))',
               ExpressionAttributeNames: { '#status': 'status', '#batch': 'batch' },
               ExpressionAttributeValues: {
-                ':job': JOB_SK,
+                ':job': JOB_SORT_KEY,
                 ':batch': 'batch',
                 ':succeeded': 'SUCCEEDED',
                 ':failed': 'FAILED',
@@ -191,7 +190,7 @@ export class DynamoJobStore implements JobStore {
             }),
           );
           for (const item of page.Items ?? []) {
-            ids.push({ id: String(item.pk).slice('JOB#'.length), kind: item.kind === 'batch' ? 'batch' : 'tasks' });
+            ids.push({ id: jobIdOfPartition(String(item.pk)), kind: item.kind === 'batch' ? 'batch' : 'tasks' });
           }
           cursor = page.LastEvaluatedKey;
         } while (cursor);
@@ -238,7 +237,7 @@ export class DynamoJobStore implements JobStore {
 
   private async readItem(id: string, consistent = true): Promise<StoredItem | undefined> {
     const { Item } = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: { pk: pk(id), sk: JOB_SK }, ConsistentRead: consistent }),
+      new GetCommand({ TableName: this.table, Key: jobItemKey(id), ConsistentRead: consistent }),
     );
     return Item as StoredItem | undefined;
   }
@@ -251,15 +250,14 @@ export class DynamoJobStore implements JobStore {
     const { meta, batch, ...fields } = job as BatchJob & { expiresAt?: number };
     const item: BatchItem = {
       ...fields,
-      pk: pk(job.id),
-      sk: JOB_SK,
+      ...jobItemKey(job.id),
       ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
       batch: { ...batch, context: JSON.stringify(batch.context) },
       ...(this.search ? searchKeys(job) : {}),
       writeId: randomUUID(),
     };
     if (isTerminal(job.status) && job.endedAt) {
-      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retention(job.type) * 86400;
+      item.expiresAt = expiresAfter(job.endedAt, this.retention(job.type));
     }
     return item;
   }
@@ -283,15 +281,14 @@ export class DynamoJobStore implements JobStore {
     });
     const item: JobItem = {
       ...fields,
-      pk: pk(job.id),
-      sk: JOB_SK,
+      ...jobItemKey(job.id),
       ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
       tasks,
       ...(this.search ? searchKeys(job) : {}),
       writeId: randomUUID(),
     };
     if (isTerminal(job.status) && job.endedAt) {
-      item.expiresAt = Math.floor(Date.parse(job.endedAt) / 1000) + this.retention(job.type) * 86400;
+      item.expiresAt = expiresAfter(job.endedAt, this.retention(job.type));
     }
 
     const offload = async (value: (typeof values)[number]) => {
@@ -332,10 +329,6 @@ function storedTasks(item: JobItem): TaskItem[] {
 /** JSON text back to its value; anything else in a value attribute is not ours and reads as nothing. */
 function decode(value: unknown): unknown {
   return typeof value === 'string' ? JSON.parse(value) : undefined;
-}
-
-function pk(id: string): string {
-  return `JOB#${id}`;
 }
 
 export function decodeItem(item: StoredItem): AnyJob {

@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ChunkCommit, Tally } from '../core/batches/model.js';
 import { decodeCommit, encodeCommit, tallyOfChunk } from '../core/batches/rules.js';
+import { expiresAfter, jobPartition, TALLY_SORT_PREFIX, tallyGroupOfSortKey, tallyItemKey } from '../core/keys.js';
 import type { TallyStore } from '../core/ports.js';
 
 /** Tallies outlive their job by this margin, then DynamoDB's TTL deletes them for free. */
@@ -17,7 +18,7 @@ type TallyItem = Record<string, unknown> & {
 
 /**
  * A batch's chunk commits, one item per group of chunks beside the job item (`pk` of the job,
- * `sk` TALLY#group). Chunk `i` is committed by one UpdateItem that sets attribute `c<i>` (the
+ * `sk` TALLY#group: shared/core/keys.ts). Chunk `i` is committed by one UpdateItem that sets attribute `c<i>` (the
  * winning attempt's file and its row counts) only if it is absent and the tally is not closed.
  * Counts are summed from these attributes, so a chunk counts once by construction: exactly-once
  * with a single-item conditional write, no transaction, no per-row write.
@@ -40,7 +41,7 @@ export class DynamoTallyStore implements TallyStore {
       const { Attributes } = await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
-          Key: key(jobId, group),
+          Key: tallyItemKey(jobId, group),
           UpdateExpression:
             'SET #c = :commit, firstAt = if_not_exists(firstAt, :now), lastAt = :now, expiresAt = :expires',
           ConditionExpression: 'attribute_not_exists(#c) AND attribute_not_exists(closed)',
@@ -66,7 +67,7 @@ export class DynamoTallyStore implements TallyStore {
 
   async read(jobId: string, group: number): Promise<Tally | undefined> {
     const { Item } = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: key(jobId, group), ConsistentRead: true }),
+      new GetCommand({ TableName: this.table, Key: tallyItemKey(jobId, group), ConsistentRead: true }),
     );
     return Item ? decode(Item as TallyItem) : undefined;
   }
@@ -79,7 +80,7 @@ export class DynamoTallyStore implements TallyStore {
         new QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :tally)',
-          ExpressionAttributeValues: { ':pk': `JOB#${jobId}`, ':tally': 'TALLY#' },
+          ExpressionAttributeValues: { ':pk': jobPartition(jobId), ':tally': TALLY_SORT_PREFIX },
           ConsistentRead: true,
           ExclusiveStartKey: cursor,
         }),
@@ -98,7 +99,7 @@ export class DynamoTallyStore implements TallyStore {
         await this.doc.send(
           new UpdateCommand({
             TableName: this.table,
-            Key: key(jobId, group),
+            Key: tallyItemKey(jobId, group),
             UpdateExpression: 'SET closed = :true, expiresAt = :expires',
             ExpressionAttributeValues: { ':true': true, ':expires': this.expiresAt(now) },
           }),
@@ -109,12 +110,8 @@ export class DynamoTallyStore implements TallyStore {
   }
 
   private expiresAt(now: Date): number {
-    return Math.floor(now.getTime() / 1000) + (this.retentionDays + RETENTION_MARGIN_DAYS) * 86400;
+    return expiresAfter(now, this.retentionDays + RETENTION_MARGIN_DAYS);
   }
-}
-
-function key(jobId: string, group: number) {
-  return { pk: `JOB#${jobId}`, sk: `TALLY#${String(group).padStart(6, '0')}` };
 }
 
 function decode(item: TallyItem): Tally {
@@ -123,7 +120,7 @@ function decode(item: TallyItem): Tally {
     if (/^c\d+$/.test(name) && typeof value === 'string') commits.set(Number(name.slice(1)), decodeCommit(value));
   }
   return {
-    group: Number(item.sk.slice('TALLY#'.length)),
+    group: tallyGroupOfSortKey(item.sk),
     commits,
     closed: item.closed === true,
     ...(item.firstAt ? { firstAt: item.firstAt } : {}),

@@ -5,24 +5,70 @@ import { DEFAULT_READ_LIMITS } from '../core/batches/formats.js';
 import { Finder } from '../core/find.js';
 import { Jobs } from '../core/jobs.js';
 import { DEFAULT_MAX_JSON_DEPTH, setMaxJsonDepth } from '../core/json-depth.js';
-import type { ProcessorInvoker } from '../core/ports.js';
+import type { ExpiredItems, ProcessorInvoker } from '../core/ports.js';
 import { systemClock } from '../core/ports.js';
 import { ProcessorRegistry } from '../core/processors.js';
 import { Cursors } from '../core/search.js';
 import { TaskEngine } from '../core/tasks/engine.js';
 import { resourceEnv, resources } from '../resources.js';
 import { S3BatchFiles } from './batch-files.js';
-import { docClient, s3Client, sqsClient } from './clients.js';
+import { clientEnvKey, docClient, s3Client, sqsClient } from './clients.js';
 import { DynamoJobIndex } from './job-index.js';
 import { DynamoJobStore } from './job-store.js';
 import { S3PayloadStore } from './payloads.js';
 import { DynamoTallyStore } from './tally-store.js';
 import { SqsWorkQueue } from './work-queue.js';
 
-function required(env: NodeJS.ProcessEnv, name: string): string {
-  const value = env[name];
-  if (!value) throw new Error(`Missing environment variable ${name}`);
-  return value;
+/**
+ * Every setting the wiring reads. `wiringFromEnv` sees the environment only through this list
+ * and `RESOURCES` (a name on neither is a type error there), and a warm function's wiring is
+ * keyed on exactly these, so nothing can be read without a change to it renewing the wiring.
+ */
+const SETTINGS = [
+  'MAX_JSON_DEPTH',
+  'INLINE_PAYLOAD_LIMIT_BYTES',
+  'JOB_RETENTION_DAYS',
+  'JOB_RETENTION_DAYS_BY_TYPE',
+  'SEARCH_INDEX',
+  'PROCESSORS',
+  'LEASE_MARGIN_SECONDS',
+  'CURSOR_KEY',
+  'CURSOR_SECRET_ARN',
+  'BATCH_MAX_LINE_BYTES',
+  'BATCH_CSV_MAX_QUOTED_LINES',
+  'BATCH_INPUT_BUCKETS',
+  'BATCH_INPUT_PREFIX',
+  'BATCH_INPUT_MAX_BYTES',
+  'PLAN_CHUNKS_PER_STEP',
+  'FINALIZE_CHUNKS_PER_STEP',
+] as const;
+
+type Settings = { readonly [name in (typeof SETTINGS)[number]]?: string };
+
+/** The variables that name the wiring's resources (as shared/resources.ts spells them): all required. */
+const RESOURCES = {
+  table: resourceEnv.table('jobs'),
+  bucket: resourceEnv.bucket('data'),
+  workQueue: resourceEnv.queueUrl('work'),
+};
+
+function settingsOf(env: NodeJS.ProcessEnv): Settings {
+  return Object.fromEntries(SETTINGS.flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
+}
+
+function resourcesOf(env: NodeJS.ProcessEnv): Record<keyof typeof RESOURCES, string> {
+  const named = Object.entries(RESOURCES).map(([resource, name]) => {
+    const value = env[name];
+    if (!value) throw new Error(`Missing environment variable ${name}`);
+    return [resource, value];
+  });
+  return Object.fromEntries(named) as Record<keyof typeof RESOURCES, string>;
+}
+
+/** What a cached wiring was built from: the clients' variables and every one on the lists above. */
+function wiringKey(env: NodeJS.ProcessEnv): string {
+  const names = [...Object.values(RESOURCES), ...SETTINGS];
+  return JSON.stringify([clientEnvKey(env), names.map((name) => env[name] ?? null)]);
 }
 
 /** A positive number from the environment, or the default when unset or unreadable. */
@@ -34,14 +80,12 @@ function positiveNumber(value: string | undefined, fallback: number): number {
 export interface Wiring {
   /** The use cases on jobs of either kind: what handlers call. */
   jobs: Jobs;
-  batches: BatchEngine;
-  finder: Finder;
-  store: DynamoJobStore;
-  payloads: S3PayloadStore;
+  /** Deletes expired items where the database has no TTL (the sweeper, on the local emulators). */
+  expired: ExpiredItems;
 }
 
 /** `JOB_RETENTION_DAYS_BY_TYPE`: `{"TYPE": days}` where a type keeps its finished jobs longer or shorter. */
-function retentionByType(env: NodeJS.ProcessEnv): Record<string, number> {
+function retentionByType(env: Settings): Record<string, number> {
   if (!env.JOB_RETENTION_DAYS_BY_TYPE) return {};
   const parsed = JSON.parse(env.JOB_RETENTION_DAYS_BY_TYPE) as unknown;
   if (
@@ -65,7 +109,7 @@ const processCursorKey = randomBytes(32).toString('base64url');
  * The key that signs cursors: `CURSOR_KEY`, or the Secrets Manager secret `CURSOR_SECRET_ARN`
  * names (the CDK stack generates one; Powertools caches it for five minutes), else this process's own.
  */
-function cursorKey(env: NodeJS.ProcessEnv): () => Promise<string> {
+function cursorKey(env: Settings): () => Promise<string> {
   return async () => {
     if (env.CURSOR_KEY) return env.CURSOR_KEY;
     if (!env.CURSOR_SECRET_ARN) return processCursorKey;
@@ -101,34 +145,32 @@ export function wiringFromEnv(
   parts: WiringParts = {},
   name = 'this function',
 ): Wiring {
+  const settings = settingsOf(env);
+  const named = resourcesOf(env);
   const doc = docClient();
   const sqs = sqsClient();
   const s3 = s3Client();
   // The schemas' depth limit is module state of the core; every function sets it here, at cold start.
-  setMaxJsonDepth(env.MAX_JSON_DEPTH ? Number(env.MAX_JSON_DEPTH) : DEFAULT_MAX_JSON_DEPTH);
-  const payloads = new S3PayloadStore(
-    s3,
-    required(env, resourceEnv.bucket('data')),
-    positiveNumber(env.INLINE_PAYLOAD_LIMIT_BYTES, 64 * 1024),
-  );
-  const table = required(env, resourceEnv.table('jobs'));
-  const retentionDays = positiveNumber(env.JOB_RETENTION_DAYS, 30);
-  const search = env.SEARCH_INDEX !== 'off';
-  const store = new DynamoJobStore(doc, table, payloads, retentionDays, retentionByType(env), search);
-  const processors = ProcessorRegistry.fromJson(env.PROCESSORS ?? '{}', {
+  setMaxJsonDepth(settings.MAX_JSON_DEPTH ? Number(settings.MAX_JSON_DEPTH) : DEFAULT_MAX_JSON_DEPTH);
+  const payloads = new S3PayloadStore(s3, named.bucket, positiveNumber(settings.INLINE_PAYLOAD_LIMIT_BYTES, 64 * 1024));
+  const retentionDays = positiveNumber(settings.JOB_RETENTION_DAYS, 30);
+  const search = settings.SEARCH_INDEX !== 'off';
+  const store = new DynamoJobStore(doc, named.table, payloads, retentionDays, retentionByType(settings), search);
+  const processors = ProcessorRegistry.fromJson(settings.PROCESSORS ?? '{}', {
     workerTimeoutSeconds: resources.functions.worker.timeoutSeconds,
     maxReceiveCount: resources.queues.work.deadLetter.maxReceiveCount,
   });
-  const queue = new SqsWorkQueue(sqs, required(env, resourceEnv.queueUrl('work')));
+  const queue = new SqsWorkQueue(sqs, named.workQueue);
+  // The invoker reads a processor's secret (`secretEnv`) when it calls it, so it gets the live environment.
   const invoker = parts.invoker ? parts.invoker(env) : noInvoker(name);
-  const leaseMarginSeconds = positiveNumber(env.LEASE_MARGIN_SECONDS, 10);
-  const cursors = new Cursors(cursorKey(env));
+  const leaseMarginSeconds = positiveNumber(settings.LEASE_MARGIN_SECONDS, 10);
+  const cursors = new Cursors(cursorKey(settings));
   const batches = new BatchEngine({
     store,
-    tallies: new DynamoTallyStore(doc, table, retentionDays),
-    files: new S3BatchFiles(s3, required(env, resourceEnv.bucket('data')), {
-      maxLineBytes: positiveNumber(env.BATCH_MAX_LINE_BYTES, DEFAULT_READ_LIMITS.maxLineBytes),
-      maxQuotedLines: positiveNumber(env.BATCH_CSV_MAX_QUOTED_LINES, DEFAULT_READ_LIMITS.maxQuotedLines),
+    tallies: new DynamoTallyStore(doc, named.table, retentionDays),
+    files: new S3BatchFiles(s3, named.bucket, {
+      maxLineBytes: positiveNumber(settings.BATCH_MAX_LINE_BYTES, DEFAULT_READ_LIMITS.maxLineBytes),
+      maxQuotedLines: positiveNumber(settings.BATCH_CSV_MAX_QUOTED_LINES, DEFAULT_READ_LIMITS.maxQuotedLines),
     }),
     queue,
     invoker,
@@ -137,18 +179,20 @@ export function wiringFromEnv(
     cursors,
     leaseMarginSeconds,
     inputs: {
-      buckets: (env.BATCH_INPUT_BUCKETS ?? '')
+      buckets: (settings.BATCH_INPUT_BUCKETS ?? '')
         .split(',')
         .map((b) => b.trim())
         .filter(Boolean),
-      ...(env.BATCH_INPUT_PREFIX !== undefined ? { ownPrefix: env.BATCH_INPUT_PREFIX } : {}),
-      ...(env.BATCH_INPUT_MAX_BYTES
-        ? { maxBytes: positiveNumber(env.BATCH_INPUT_MAX_BYTES, DEFAULT_INPUT_POLICY.maxBytes) }
+      ...(settings.BATCH_INPUT_PREFIX !== undefined ? { ownPrefix: settings.BATCH_INPUT_PREFIX } : {}),
+      ...(settings.BATCH_INPUT_MAX_BYTES
+        ? { maxBytes: positiveNumber(settings.BATCH_INPUT_MAX_BYTES, DEFAULT_INPUT_POLICY.maxBytes) }
         : {}),
     },
-    ...(env.PLAN_CHUNKS_PER_STEP ? { planChunksPerStep: positiveNumber(env.PLAN_CHUNKS_PER_STEP, 10_000) } : {}),
-    ...(env.FINALIZE_CHUNKS_PER_STEP
-      ? { finalizeChunksPerStep: positiveNumber(env.FINALIZE_CHUNKS_PER_STEP, 2000) }
+    ...(settings.PLAN_CHUNKS_PER_STEP
+      ? { planChunksPerStep: positiveNumber(settings.PLAN_CHUNKS_PER_STEP, 10_000) }
+      : {}),
+    ...(settings.FINALIZE_CHUNKS_PER_STEP
+      ? { finalizeChunksPerStep: positiveNumber(settings.FINALIZE_CHUNKS_PER_STEP, 2000) }
       : {}),
     ...(log ? { log } : {}),
   });
@@ -162,28 +206,20 @@ export function wiringFromEnv(
     leaseMarginSeconds,
     ...(log ? { log } : {}),
   });
-  const jobs = new Jobs({ store, tasks, batches, clock: systemClock });
-  const finder = new Finder(new DynamoJobIndex(doc, table), cursors, search);
-  return { jobs, batches, finder, store, payloads };
+  const finder = new Finder(new DynamoJobIndex(doc, named.table), cursors, search);
+  const jobs = new Jobs({ store, tasks, batches, finder, payloads, cursors, clock: systemClock });
+  return { jobs, expired: store };
 }
 
 const cache = new Map<string, { key: string; wiring: Wiring }>();
 
 /**
  * The wiring of one function (`name`), reused while the environment stays the same (a warm
- * Lambda). Keyed on the variables it reads, so a local stack restarted in the same process gets
- * fresh wiring; per function, so each logs under its own service name.
+ * Lambda). Keyed on the variables it reads (`wiringKey`), so a local stack restarted in the same
+ * process gets fresh wiring; per function, so each logs under its own service name.
  */
 export function wiring(name: string, log?: Parameters<typeof wiringFromEnv>[1], parts: WiringParts = {}): Wiring {
-  const key = JSON.stringify(
-    Object.entries(process.env)
-      .filter(([variable]) =>
-        /^(AWS_ENDPOINT_URL|TABLE_|QUEUE_URL_|BUCKET_|PROCESSORS$|INLINE_PAYLOAD|JOB_RETENTION|LEASE_MARGIN|CURSOR_|SEARCH_INDEX|PLAN_CHUNKS|FINALIZE_CHUNKS|BATCH_|MAX_JSON_DEPTH$)/.test(
-          variable,
-        ),
-      )
-      .sort(),
-  );
+  const key = wiringKey(process.env);
   const hit = cache.get(name);
   if (hit?.key === key) return hit.wiring;
   const fresh = wiringFromEnv(process.env, log, parts, name);

@@ -1,6 +1,7 @@
 import * as z from 'zod';
-import { InvalidStateError } from './errors.js';
+import { InvalidStateError, ValidationError } from './errors.js';
 import type { Job } from './model.js';
+import type { Caller } from './owners.js';
 import type { AnyJob } from './ports.js';
 import { MAX_TASKS } from './schemas.js';
 import {
@@ -28,6 +29,17 @@ export interface TaskSummary {
   jobId: string;
   jobType: string;
   task: Job['tasks'][number];
+}
+
+/** Whose jobs a search reads: the caller's own, or (admins only) the owner it names. */
+export function searchOwner(caller: Caller, named: string | undefined): string {
+  if (named === undefined || named === caller.owner) return caller.owner;
+  if (!caller.admin) {
+    throw new ValidationError('Only an admin may search the jobs of another owner', [
+      { path: 'owner', message: 'leave it out to search your own jobs' },
+    ]);
+  }
+  return named;
 }
 
 /** The Find use cases: search jobs, search tasks. See search.ts for the index design. */

@@ -1,13 +1,19 @@
+import * as z from 'zod';
 import type { BatchDelivery, BatchEngine, PreparedBatch } from './batches/engine.js';
+import type { RowStatus } from './batches/model.js';
 import { replayOf, type Submitted } from './create-job.js';
 import type { DeliveryHooks, Verdict } from './delivery.js';
 import { ValidationError } from './errors.js';
-import type { Job } from './model.js';
+import { batchJobEvents, type JobEvent, taskJobEvents } from './events.js';
+import { type Finder, searchOwner } from './find.js';
+import { type Job, settled } from './model.js';
 import { type Caller, visibleTo } from './owners.js';
-import type { AnyJob, Clock, JobStore } from './ports.js';
+import type { AnyJob, Clock, JobStore, PayloadStore } from './ports.js';
 import { parseOrThrow, submitBatchSchema, submitTasksSchema, type WorkMessage } from './schemas.js';
+import type { Cursors, SearchJobsQuery, SearchTasksQuery } from './search.js';
 import type { TaskEngine } from './tasks/engine.js';
 import type { Transition } from './tasks/transitions.js';
+import { shownTo, toJobSummary, toJobView, toRowView, toTaskSummary } from './view.js';
 
 /** A validated submission of either kind, ready to be sent and written. */
 export type PreparedJob = (Transition & { kind?: undefined }) | PreparedBatch;
@@ -19,8 +25,26 @@ export interface JobsDeps {
   tasks: TaskEngine;
   /** Batches (jobs of rows); without them a batch submission is refused. */
   batches?: BatchEngine;
+  /** Find (job and task search); without it a search is refused. */
+  finder?: Finder;
+  /** Where large task values live: a job's view reads them back. */
+  payloads: PayloadStore;
+  /** Signs the events pages' cursors. */
+  cursors: Cursors;
   clock: Clock;
+  /** A long poll's pause between reads (real time unless a test says otherwise). */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/** Events per page of `GET /v1/jobs/{id}/events`. */
+const EVENTS_PAGE = 100;
+/** Where a page of events goes on: this index in the job's events. */
+const eventsCursor = z.strictObject({ e: z.number().int().min(0) });
+/** A long poll's first pause between reads; each one doubles, up to the most. */
+const FIRST_POLL_MS = 100;
+const MOST_POLL_MS = 1000;
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** One delivery of a work message, as the worker saw it. */
 export interface WorkDelivery extends BatchDelivery {}
@@ -132,9 +156,77 @@ export class Jobs {
     );
   }
 
-  /** A job of either kind, if `caller` may see it (a foreign job is a missing one). */
-  async read(id: string, caller: Caller): Promise<AnyJob> {
-    return visibleTo(caller, id, await this.deps.store.read(id));
+  /**
+   * A job of either kind, if `caller` may see it (a foreign job is a missing one). With
+   * `waitSeconds`, a long poll: read again, pausing longer each time, until the job is settled or
+   * the wait is over.
+   */
+  async read(id: string, caller: Caller, options: { waitSeconds?: number } = {}): Promise<AnyJob> {
+    const waitMs = (options.waitSeconds ?? 0) * 1000;
+    const sleep = this.deps.sleep ?? realSleep;
+    const start = this.deps.clock.now().getTime();
+    let slept = 0;
+    for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, MOST_POLL_MS)) {
+      const job = visibleTo(caller, id, await this.deps.store.read(id));
+      // Time passes at least as fast as the pauses do, whatever the clock says.
+      const waited = Math.max(this.deps.clock.now().getTime() - start, slept);
+      if (settled(job) || waited + pause > waitMs) return job;
+      await sleep(pause);
+      slept += pause;
+    }
+  }
+
+  /** A job as API.md shows it, whichever its kind, as `caller` may see it. */
+  async view(job: AnyJob, caller: Caller, options: { upload?: boolean } = {}) {
+    if (job.kind === 'batch') return shownTo(caller, await this.batches().view(job, options));
+    return shownTo(caller, await toJobView(job, this.deps.payloads));
+  }
+
+  /** A page of `caller`'s job events (API.md): derived from the job, paged by a sealed cursor. */
+  async events(id: string, caller: Caller, cursor?: string): Promise<{ items: JobEvent[]; nextCursor: string | null }> {
+    const job = await this.read(id, caller);
+    const events =
+      job.kind === 'batch' ? batchJobEvents(job, await this.batches().tallies(job.id)) : taskJobEvents(job);
+    const fingerprint = `events|${job.id}`;
+    const from = cursor ? (await this.deps.cursors.open(cursor, fingerprint, eventsCursor)).e : 0;
+    const next = from + EVENTS_PAGE < events.length ? from + EVENTS_PAGE : null;
+    return {
+      items: events.slice(from, from + EVENTS_PAGE),
+      nextCursor: next === null ? null : await this.deps.cursors.seal({ e: next }, fingerprint),
+    };
+  }
+
+  /** A page of jobs `caller` may search (its own; an admin names another owner), as search shows them. */
+  async search(caller: Caller, query: SearchJobsQuery) {
+    const page = await this.finder().jobs(searchOwner(caller, query.owner), query);
+    const summary = async (job: AnyJob) =>
+      shownTo(caller, job.kind === 'batch' ? await this.batches().view(job) : toJobSummary(job));
+    return { items: await Promise.all(page.items.map(summary)), nextCursor: page.nextCursor };
+  }
+
+  /** A page of tasks of the jobs `caller` may search, as task search shows them. */
+  async searchTasks(caller: Caller, query: SearchTasksQuery) {
+    const page = await this.finder().tasks(searchOwner(caller, query.owner), query);
+    return {
+      items: page.items.map(({ jobId, jobType, task }) => toTaskSummary(jobId, jobType, task)),
+      nextCursor: page.nextCursor,
+    };
+  }
+
+  /** Appends rows to a held batch (see BatchEngine.append). */
+  append(id: string, caller: Caller, rows: unknown[], key?: string) {
+    return this.batches().append(id, caller, rows, key);
+  }
+
+  /** A page of a batch's row outcomes, in line order, each as the rows route shows it. */
+  async rows(id: string, caller: Caller, query: { status?: RowStatus; limit: number; cursor?: string }) {
+    const page = await this.batches().rows(id, caller, query);
+    return { items: page.items.map(toRowView), nextCursor: page.nextCursor };
+  }
+
+  /** Releases a held batch: its rows are all there, planning may start. */
+  release(id: string, caller: Caller) {
+    return this.batches().release(id, caller);
   }
 
   /** Abort, by the job's kind; the read that tells the kind is the one the abort starts from. */
@@ -195,5 +287,10 @@ export class Jobs {
   private batches(): BatchEngine {
     if (!this.deps.batches) throw new Error('This function was wired without batches');
     return this.deps.batches;
+  }
+
+  private finder(): Finder {
+    if (!this.deps.finder) throw new Error('This function was wired without Find');
+    return this.deps.finder;
   }
 }

@@ -19,9 +19,12 @@ export function jobIdOfPartition(pk: string): string {
   return pk.slice(JOB_PARTITION.length);
 }
 
+/** The sort key of every job item (what a scan for jobs filters on). */
+export const JOB_SORT_KEY = 'JOB';
+
 /** The job item itself. */
 export function jobItemKey(id: string): { pk: string; sk: string } {
-  return { pk: jobPartition(id), sk: 'JOB' };
+  return { pk: jobPartition(id), sk: JOB_SORT_KEY };
 }
 
 /** Tally `group` of batch `jobId`; zero-padded so a query returns the groups in order. */

@@ -14,6 +14,14 @@ export function isTerminal(status: JobStatus | TaskStatus): status is Terminal {
   return status === 'SUCCEEDED' || status === 'FAILED' || status === 'ABORTED';
 }
 
+/**
+ * Done changing for someone waiting on it (a long poll): terminal, and for a batch, its outputs
+ * assembled, since a batch ends before its files are.
+ */
+export function settled(job: { status: JobStatus; kind: string; batch?: { outputs?: unknown } }): boolean {
+  return isTerminal(job.status) && (job.kind !== 'batch' || job.batch?.outputs !== undefined);
+}
+
 export type Strategy = 'sequential' | 'concurrent';
 
 export type ErrorKind = 'error' | 'crash' | 'timeout' | 'poison' | 'aborted';

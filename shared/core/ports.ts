@@ -27,6 +27,15 @@ export interface JobStore {
   activeJobs(createdBefore: Date): AsyncIterable<{ id: string; kind: AnyJob['kind'] }>;
 }
 
+/**
+ * Deletes what is past its retention, where the database has no TTL of its own (the local
+ * emulators); in AWS, DynamoDB's TTL does it for free. Reads treat such items as gone already.
+ */
+export interface ExpiredItems {
+  /** Deletes every item expired by `now`; returns how many. */
+  purgeExpired(now: Date): Promise<number>;
+}
+
 export interface WorkQueue {
   /** Sends messages, batched by the adapter; `delaySeconds` (≤ 900) holds them back. */
   send(messages: WorkMessage[], options?: { delaySeconds?: number }): Promise<void>;

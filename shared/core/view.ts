@@ -1,3 +1,4 @@
+import type { RowOutcome } from './batches/model.js';
 import { attemptLog, countTasks, type Job, progress } from './model.js';
 import type { Caller } from './owners.js';
 import { type PayloadStore, taskResult } from './ports.js';
@@ -90,4 +91,16 @@ export function shownTo<V extends { owner: string; idempotencyKey?: string }>(ca
   if (view.owner === caller.owner || view.idempotencyKey === undefined) return view;
   const { idempotencyKey: _, ...rest } = view;
   return rest as V;
+}
+
+/** A batch row's outcome as `GET /v1/jobs/{id}/rows` shows it: every field there, `null` or empty when unset. */
+export function toRowView({ line, status, result, messages, error, outputs }: RowOutcome) {
+  return {
+    line,
+    status,
+    result: result ?? null,
+    messages: messages ?? [],
+    error: error ?? null,
+    ...(outputs ? { outputs } : {}),
+  };
 }

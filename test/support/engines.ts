@@ -1,5 +1,6 @@
 import type { BatchEngine } from '../../shared/core/batches/engine.js';
 import { Jobs } from '../../shared/core/jobs.js';
+import { Cursors } from '../../shared/core/search.js';
 import { TaskEngine, type TaskEngineDeps } from '../../shared/core/tasks/engine.js';
 
 /**
@@ -11,6 +12,8 @@ export function taskJobs(deps: TaskEngineDeps & { batches?: BatchEngine }) {
   const jobs = new Jobs({
     store: deps.store,
     tasks,
+    payloads: deps.payloads,
+    cursors: new Cursors(async () => 'test-cursor-key'),
     clock: deps.clock,
     ...(deps.batches ? { batches: deps.batches } : {}),
   });
