@@ -1,5 +1,5 @@
 import { GetObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { payloadPrefix } from '../core/keys.js';
+import { isPayloadOf, payloadPrefix } from '../core/keys.js';
 import type { PayloadStore } from '../core/ports.js';
 
 /** Values above this many bytes of JSON go to S3 (claim-check); DynamoDB items stay small. */
@@ -13,15 +13,6 @@ export const DEFAULT_INLINE_LIMIT_BYTES = 64 * 1024;
 export const MAX_PAYLOAD_READ_BYTES = 16 * 1024 * 1024;
 
 /** Where a job's payloads live (shared/core/keys.ts): every reference of a job names a key under this. */
-export { payloadPrefix };
-
-/**
- * Whether `ref` may be followed as one of job `jobId`'s payloads: only keys inside its own prefix,
- * with no step out of it. Only the store writes references, so this is defence in depth.
- */
-export function isPayloadOf(ref: string, jobId: string): boolean {
-  return ref.startsWith(payloadPrefix(jobId)) && !ref.includes('..');
-}
 
 /**
  * Large task inputs and results as S3 objects. A reference is a key the job store keeps in an

@@ -88,3 +88,11 @@ export const outputKeys = {
 export function payloadPrefix(jobId: string): string {
   return `${OBJECT_PREFIXES.payloads}${jobId}/`;
 }
+
+/**
+ * Whether `ref` may be followed as one of job `jobId`'s payloads: only keys inside its own prefix,
+ * with no step out of it. Only the store writes references, so this is defence in depth.
+ */
+export function isPayloadOf(ref: string, jobId: string): boolean {
+  return ref.startsWith(payloadPrefix(jobId)) && !ref.includes('..');
+}

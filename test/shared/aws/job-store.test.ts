@@ -12,6 +12,7 @@ import { abortJob } from '../../../shared/core/tasks/repairs.js';
 import type { AttemptOutcome } from '../../../shared/core/tasks/transitions.js';
 import { createJob } from '../../../shared/core/tasks/transitions.js';
 import { taskJobs } from '../../support/engines.js';
+import { testProcessor } from '../../support/processors.js';
 import { startTestStack } from '../../support/stack.js';
 
 let stack: LocalStack;
@@ -120,16 +121,7 @@ describe('a zombie worker against the real store', () => {
       queue,
       invoker,
       payloads,
-      processors: new ProcessorRegistry([
-        {
-          name: 'p',
-          kind: 'tasks',
-          target: { type: 'lambda', functionName: 'p' },
-          timeoutSeconds: 60,
-          maxAttempts: 3,
-          backoff: { type: 'fixed', delaySeconds: 1 },
-        },
-      ]),
+      processors: new ProcessorRegistry([testProcessor('p', { timeoutSeconds: 60 })]),
       clock: { now: () => new Date(now) },
       leaseMarginSeconds: 5,
       // Write the start at once, so the test sees the lease the zombie then loses.

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { InputChangedError, InputMissingError } from '../../../shared/core/errors.js';
-import type { Processor } from '../../../shared/core/processors.js';
 import { createJob } from '../../../shared/core/tasks/transitions.js';
+import { testProcessor } from '../processors.js';
 import { startTestStack } from '../stack.js';
 import { Gate, memoryPorts } from './index.js';
 
@@ -92,14 +92,7 @@ describe('the in-memory batch files', () => {
 });
 
 describe('the scripted invoker', () => {
-  const p: Processor = {
-    name: 'p',
-    kind: 'tasks',
-    target: { type: 'lambda', functionName: 'p' },
-    timeoutSeconds: 1,
-    maxAttempts: 1,
-    backoff: { type: 'fixed', delaySeconds: 0 },
-  };
+  const p = testProcessor('p', { timeoutSeconds: 1, maxAttempts: 1, backoff: { type: 'fixed', delaySeconds: 0 } });
   const request = { job: { id: 'j', type: 't' }, task: { id: 'j.0', processor: 'p', attempt: 1, input: 'in' } };
 
   it('answers in order, then by default; hangs until its signal aborts; waits at a gate', async () => {

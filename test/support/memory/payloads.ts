@@ -1,4 +1,4 @@
-import { isPayloadOf, payloadPrefix } from '../../../shared/aws/payloads.js';
+import { isPayloadOf, payloadPrefix } from '../../../shared/core/keys.js';
 import type { PayloadStore } from '../../../shared/core/ports.js';
 
 /**

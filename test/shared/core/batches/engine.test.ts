@@ -17,6 +17,7 @@ import {
   type WorkMessage,
 } from '../../../../shared/core/schemas.js';
 import { type Envelope, Gate, memoryPorts, waitFor } from '../../../support/memory/index.js';
+import { testProcessor } from '../../../support/processors.js';
 
 /**
  * The batch use cases on the in-memory ports: a test decides which messages are delivered, twice,
@@ -24,15 +25,8 @@ import { type Envelope, Gate, memoryPorts, waitFor } from '../../../support/memo
  * plan downloads, the adapters' conditional writes) is in test/integration/batch-engine.test.ts.
  */
 
-const processor = (name: string, over: Partial<Processor> = {}): Processor => ({
-  name,
-  kind: 'chunks',
-  target: { type: 'lambda', functionName: name },
-  timeoutSeconds: 5,
-  maxAttempts: 3,
-  backoff: { type: 'fixed', delaySeconds: 4 },
-  ...over,
-});
+const processor = (name: string, over: Partial<Processor> = {}): Processor =>
+  testProcessor(name, { kind: 'chunks', backoff: { type: 'fixed', delaySeconds: 4 }, ...over });
 const PROCESSORS = [
   processor('rows'),
   processor('quick', { timeoutSeconds: 0.05, maxAttempts: 1 }),

@@ -6,6 +6,7 @@ import type { TaskMessage } from '../../../../shared/core/schemas.js';
 import { type AttemptOutcome, createJob, type Transition } from '../../../../shared/core/tasks/transitions.js';
 import { taskJobs } from '../../../support/engines.js';
 import { type Envelope, Gate, memoryPorts, waitFor } from '../../../support/memory/index.js';
+import { testProcessor } from '../../../support/processors.js';
 
 /**
  * The task engine's use cases on the in-memory ports: each test is a scenario from a job's life,
@@ -17,15 +18,8 @@ import { type Envelope, Gate, memoryPorts, waitFor } from '../../../support/memo
  * the manual clock jumps past leases, backoffs and grace periods.
  */
 
-const processor = (name: string, over: Partial<Processor> = {}): Processor => ({
-  name,
-  kind: 'tasks',
-  target: { type: 'lambda', functionName: name },
-  timeoutSeconds: 5,
-  maxAttempts: 3,
-  backoff: { type: 'fixed', delaySeconds: 7 },
-  ...over,
-});
+const processor = (name: string, over: Partial<Processor> = {}): Processor =>
+  testProcessor(name, { backoff: { type: 'fixed', delaySeconds: 7 }, ...over });
 const echo = processor('echo');
 /** One attempt only. */
 const once = processor('once', { maxAttempts: 1 });

@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidStateError } from '../../../../shared/core/errors.js';
 import { isTerminal, type Job, type Strategy } from '../../../../shared/core/model.js';
-import type { Processor } from '../../../../shared/core/processors.js';
 import { abortJob, poisonTask, reissueTickets } from '../../../../shared/core/tasks/repairs.js';
 import {
   type AttemptOutcome,
@@ -12,6 +11,7 @@ import {
   holdsTicket,
   startAttempt,
 } from '../../../../shared/core/tasks/transitions.js';
+import { testProcessor } from '../../../support/processors.js';
 
 /**
  * Drives the pure core the way SQS and the workers would, with every fault at once: messages
@@ -27,14 +27,7 @@ import {
  * engine's timer does.
  */
 
-const processor: Processor = {
-  name: 'p',
-  kind: 'tasks',
-  target: { type: 'lambda', functionName: 'p' },
-  timeoutSeconds: 5,
-  maxAttempts: 3,
-  backoff: { type: 'fixed', delaySeconds: 1 },
-};
+const processor = testProcessor('p');
 const MARGIN = 1;
 const MAX_RECEIVES = 10;
 

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidStateError } from '../../../../shared/core/errors.js';
 import type { Job } from '../../../../shared/core/model.js';
-import type { Processor } from '../../../../shared/core/processors.js';
 import { abortJob, poisonTask, reissueTickets, resumeAfterRestart } from '../../../../shared/core/tasks/repairs.js';
 import {
   completeAttempt,
@@ -11,15 +10,13 @@ import {
   type NewJob,
   startAttempt,
 } from '../../../../shared/core/tasks/transitions.js';
+import { testProcessor } from '../../../support/processors.js';
 
-const processor: Processor = {
-  name: 'p',
-  kind: 'tasks',
-  target: { type: 'lambda', functionName: 'p' },
+const processor = testProcessor('p', {
   timeoutSeconds: 10,
   maxAttempts: 2,
   backoff: { type: 'fixed', delaySeconds: 5 },
-};
+});
 const t0 = new Date('2026-05-01T10:00:00Z');
 const at = (s: number) => new Date(t0.getTime() + s * 1000);
 const ok = (result: unknown = 'r') => ({ status: 'ok' as const, result });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPayloadOf, payloadPrefix } from '../../../shared/aws/payloads.js';
+import { isPayloadOf, payloadPrefix } from '../../../shared/core/keys.js';
 
 /** Which references the payload store follows for a job (no S3 here: the rule is a pure function). */
 describe('a payload reference', () => {
