@@ -45,6 +45,8 @@ export interface PollerStats {
   receives: number;
   emptyReceives: number;
   invocations: number;
+  /** Messages handed to the function, over all invocations (a redelivery counts again). */
+  records: number;
   deleted: number;
   failedItems: number;
 }
@@ -56,7 +58,14 @@ export interface PollerStats {
  * fails the whole batch, as in AWS.
  */
 export class SqsEventSource {
-  readonly stats: PollerStats = { receives: 0, emptyReceives: 0, invocations: 0, deleted: 0, failedItems: 0 };
+  readonly stats: PollerStats = {
+    receives: 0,
+    emptyReceives: 0,
+    invocations: 0,
+    records: 0,
+    deleted: 0,
+    failedItems: 0,
+  };
   private running = false;
   private readonly loops: Promise<void>[] = [];
   private readonly abort = new AbortController();
@@ -156,6 +165,7 @@ export class SqsEventSource {
   private async deliver(Messages: Message[]): Promise<void> {
     const event: SQSEvent = { Records: Messages.map((m) => this.toRecord(m)) };
     this.stats.invocations++;
+    this.stats.records += Messages.length;
     const outcome = await this.host.invoke(this.mapping.functionName, event);
     let failed: Set<string>;
     if (!outcome.ok) {

@@ -67,9 +67,10 @@ describe('outcomes under faults match a clean run', () => {
     try {
       expect(await runWorkload(stack)).toEqual(clean);
       await eventually(async () => (await queueDepth(stack, 'work')) === 0 || undefined, 30_000);
-      // The faults really happened: far more deliveries than the 12 tasks' own messages.
+      // The faults really happened: far more deliveries than the 12 tasks' own messages. Counted in
+      // messages, not invocations: a busy machine hands the worker more messages per invocation.
       const work = stack.eventSources.find((s) => s.mapping.queueUrl === stack.info.queues.work?.url);
-      expect(work?.stats.invocations).toBeGreaterThanOrEqual(2 * 12);
+      expect(work?.stats.records).toBeGreaterThanOrEqual(2 * 12);
     } finally {
       await stack.stop();
     }
