@@ -4,20 +4,16 @@ import { type DeliveryHooks, DONE, messageAge, retryIn, UNBORN_JOB_GRACE_MS, typ
 import { NotFoundError } from '../errors.js';
 import type { Job } from '../model.js';
 import { type Caller, canSee } from '../owners.js';
-import {
-  type Clock,
-  type JobStore,
-  type PayloadStore,
-  type ProcessorInvoker,
-  processorJobView,
-  taskInput,
-  type WorkQueue,
-} from '../ports.js';
-import type { Processor, ProcessorRegistry } from '../processors.js';
+import { processorJobView, taskInput } from '../ports.js';
+import type { Processor } from '../processors.js';
 import type { SubmitTasks } from '../schemas.js';
 import { ConflictError, VersionedUpdates } from '../versioned-update.js';
 import { fateOfApplied, fateOfUnapplied } from './fate.js';
 import { prepareTaskJob, type TaskMessage, taskMessage } from './intake.js';
+import type { TaskEngineDeps } from './model.js';
+
+export type { TaskEngineDeps };
+
 import { abortJob, failTask, poisonTask, reissueTickets, resumeAfterRestart, strandedTasks } from './repairs.js';
 import {
   type AttemptOutcome,
@@ -29,20 +25,6 @@ import {
   startAttempt,
   type Transition,
 } from './transitions.js';
-
-export interface TaskEngineDeps {
-  store: JobStore;
-  queue: WorkQueue;
-  invoker: Pick<ProcessorInvoker, 'invoke'>;
-  payloads: PayloadStore;
-  processors: ProcessorRegistry;
-  clock: Clock;
-  /** Seconds past a processor's timeout before its attempt counts as lost (default 10). */
-  leaseMarginSeconds?: number;
-  /** A task still running after this long gets its start written (default 1000 ms). */
-  recordStartAfterMs?: number;
-  log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
-}
 
 /** How long a worker waits before its one second look for a job that was not written yet. */
 const UNBORN_LOOK_AGAIN_MS = 250;

@@ -1,4 +1,6 @@
 import type { Job, Strategy, Task, TaskError } from '../model.js';
+import type { Clock, JobStore, PayloadStore, ProcessorInvoker, WorkQueue } from '../ports.js';
+import type { ProcessorRegistry } from '../processors.js';
 import { nextVersion } from '../versioned-update.js';
 
 /**
@@ -75,3 +77,18 @@ export function bounded(error: TaskError, limit = MAX_ERROR_MESSAGE): TaskError 
 }
 
 export const next = nextVersion<Job>;
+
+/** What the task engine runs on: the ports, the processors, and its two timing settings. */
+export interface TaskEngineDeps {
+  store: JobStore;
+  queue: WorkQueue;
+  invoker: Pick<ProcessorInvoker, 'invoke'>;
+  payloads: PayloadStore;
+  processors: ProcessorRegistry;
+  clock: Clock;
+  /** Seconds past a processor's timeout before its attempt counts as lost (default 10). */
+  leaseMarginSeconds?: number;
+  /** A task still running after this long gets its start written (default 1000 ms). */
+  recordStartAfterMs?: number;
+  log?: (level: 'info' | 'warn' | 'error', message: string, data?: Record<string, unknown>) => void;
+}
