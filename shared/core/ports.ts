@@ -2,7 +2,6 @@ import type { BatchJob, BatchOutput, BatchPart, ChunkCommit, RowOutcome, Tally }
 import type { Job, TaskError } from './model.js';
 import type { Processor } from './processors.js';
 import type { WorkMessage } from './schemas.js';
-import type { AttemptOutcome } from './tasks/transitions.js';
 
 /** A job of either kind, as stored. */
 export type AnyJob = Job | BatchJob;
@@ -150,6 +149,14 @@ export interface ChunkRequest {
 
 /** A processor's raw answer to a chunk: its reply body, or why there is none. */
 export type ChunkCall = { status: 'reply'; reply: unknown } | { status: 'error'; error: TaskError; retryable: boolean };
+
+/** A processor's own log entries, as it sent them with its reply. */
+export type OutcomeLog = { level: 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown> }[];
+
+/** What a task's processor call came to, as the invoker classified its reply. */
+export type AttemptOutcome =
+  | { status: 'ok'; result: unknown; log?: OutcomeLog }
+  | { status: 'error'; error: TaskError; retryable: boolean; log?: OutcomeLog };
 
 export interface ProcessorInvoker {
   /** Calls the processor and classifies its answer; never throws for processor failures. */

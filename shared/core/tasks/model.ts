@@ -1,5 +1,8 @@
 import type { Job, Strategy, Task, TaskError } from '../model.js';
 import type { Clock, JobStore, PayloadStore, ProcessorInvoker, WorkQueue } from '../ports.js';
+
+export type { AttemptOutcome, OutcomeLog } from '../ports.js';
+
 import type { ProcessorRegistry } from '../processors.js';
 import { nextVersion } from '../versioned-update.js';
 
@@ -45,13 +48,6 @@ export interface Delivery {
   sentAt?: number;
   ticket?: string;
 }
-
-/** A processor's own log entries, as it sent them with its reply. */
-export type OutcomeLog = { level: 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown> }[];
-
-export type AttemptOutcome =
-  | { status: 'ok'; result: unknown; log?: OutcomeLog }
-  | { status: 'error'; error: TaskError; retryable: boolean; log?: OutcomeLog };
 
 /** Entries kept per task: the most recent ones. */
 export const MAX_TASK_LOG = 20;
