@@ -28,6 +28,11 @@ function regionOf(auth: Extract<Auth, { type: 'iam' }>, endpoint: string): strin
  */
 function credentialsOf(auth: Extract<Auth, { type: 'iam' }>): AwsCredentials | (() => Promise<AwsCredentials>) {
   if (auth.credentials) return auth.credentials;
+  if (!(globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node) {
+    throw new Error(
+      "auth.credentials is required outside Node (the standard credential chain reads Node's environment)",
+    );
+  }
   let chain: Promise<() => Promise<AwsCredentials>> | undefined;
   return async () => {
     chain ??= import('@aws-sdk/credential-providers').then(({ fromNodeProviderChain }) => fromNodeProviderChain());
