@@ -23,10 +23,14 @@ export type SubmitBody = SubmitTasksBody | SubmitBatchBody;
 export type Row = z.input<typeof appendRowsSchema>['rows'][number];
 
 type PageSize = { limit?: number };
-/** `GET /v1/jobs` filters; `meta.KEY` filters by a meta value. The iterator follows the cursors itself. */
-export type FindQuery = Omit<z.input<typeof searchJobsQuerySchema>, 'limit'> & PageSize;
+/** A query's fields as a caller writes them (the schema's input), its page size a number. */
+type QueryOf<S extends { shape: Record<string, z.ZodType> }> = {
+  [K in Exclude<keyof S['shape'], 'limit'>]?: z.input<S['shape'][K]>;
+} & PageSize;
+/** `GET /v1/jobs` filters; `'meta.KEY': 'value'` filters by a meta value. The iterator follows the cursors itself. */
+export type FindQuery = QueryOf<typeof searchJobsQuerySchema> & { [filter: `meta.${string}`]: string };
 /** `GET /v1/tasks` filters. */
-export type TasksQuery = Omit<z.input<typeof searchTasksQuerySchema>, 'limit'> & PageSize;
+export type TasksQuery = QueryOf<typeof searchTasksQuerySchema>;
 
 // TODO(responses.ts): derive these from shared/core/responses.ts once it exists.
 /** A job of tasks, as `GET /v1/jobs/{id}` shows it. */

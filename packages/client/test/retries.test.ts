@@ -23,7 +23,7 @@ async function forward(request: IncomingMessage, body: Buffer): Promise<Response
   return fetch(`${stack.info.api}${request.url}`, {
     method: request.method ?? 'GET',
     headers,
-    ...(body.length ? { body } : {}),
+    ...(body.length ? { body: new Uint8Array(body) } : {}),
   });
 }
 
