@@ -127,25 +127,36 @@ export class JobsClient {
   /** Long-polls until the job has settled (a batch: ended with its outputs assembled), and answers it. */
   async wait(id: string, options: WaitOptions = {}): Promise<AnyJobView> {
     const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
-    const timeout = new AbortController();
-    const timer = Number.isFinite(deadline) ? setTimeout(() => timeout.abort(), options.timeoutMs) : undefined;
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout.signal]) : timeout.signal;
+    // One signal for the polls: the caller's, or the deadline (AbortSignal.any needs Node 20.3).
+    const stop = new AbortController();
+    const forward = () => stop.abort(options.signal?.reason);
+    if (options.signal?.aborted) forward();
+    options.signal?.addEventListener('abort', forward, { once: true });
+    let timedOut = false;
+    const timer = Number.isFinite(deadline)
+      ? setTimeout(() => {
+          timedOut = true;
+          stop.abort();
+        }, options.timeoutMs)
+      : undefined;
     let last: AnyJobView | undefined;
     try {
       for (;;) {
         const left = deadline - Date.now();
+        // A second short of what is left, so the server answers before the deadline does.
         const wait = Math.min(MAX_POLL_SECONDS, Math.max(0, Math.floor(left / 1000) - 1));
-        last = await this.get(id, { wait, signal });
+        last = await this.get(id, { wait, signal: stop.signal });
         options.onUpdate?.(last);
         if (isSettled(last)) return last;
         // A server that answers early (a wait of 0 near the deadline) must not be asked in a busy loop.
-        if (wait === 0) await sleep(Math.min(250, Math.max(0, left)), signal);
+        if (wait === 0) await sleep(Math.min(250, Math.max(0, left)), stop.signal);
       }
     } catch (error) {
-      if (timeout.signal.aborted && !options.signal?.aborted) throw new WaitTimeoutError(id, last);
+      if (timedOut && !options.signal?.aborted) throw new WaitTimeoutError(id, last);
       throw error;
     } finally {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', forward);
     }
   }
 

@@ -87,7 +87,11 @@ export class Transport {
     // Unbound, a browser's fetch throws "Illegal invocation".
     this.fetcher = options.fetch ?? globalThis.fetch.bind(globalThis);
     const retries = typeof options.retries === 'number' ? { attempts: options.retries } : (options.retries ?? {});
-    this.retry = { attempts: 3, baseDelayMs: 100, maxDelayMs: 2000, ...retries };
+    this.retry = {
+      attempts: retries.attempts ?? 3,
+      baseDelayMs: retries.baseDelayMs ?? 100,
+      maxDelayMs: retries.maxDelayMs ?? 2000,
+    };
   }
 
   url(path: string, query: CallOptions['query'] = {}): URL {

@@ -100,14 +100,16 @@ function xhrPut(url: string, blob: Blob, options: UploadOptions): Promise<Respon
     const { signal, onProgress } = options;
     const onAbort = () => xhr.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = (done: () => void) => () => {
+      signal?.removeEventListener('abort', onAbort);
+      done();
+    };
     xhr.open('PUT', url);
     if (onProgress) xhr.upload.onprogress = (event) => onProgress({ loaded: event.loaded, total: blob.size });
-    xhr.onload = () => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(new Response(xhr.responseText, { status: xhr.status }));
-    };
-    xhr.onerror = () => reject(new TypeError('upload failed: network error'));
-    xhr.onabort = () => reject(signal?.reason ?? new DOMException('aborted', 'AbortError'));
+    xhr.onload = settle(() => resolve(new Response(xhr.responseText || null, { status: xhr.status })));
+    // What fetch does when no reply came: a TypeError, which the retries know.
+    xhr.onerror = settle(() => reject(new TypeError('upload failed: network error')));
+    xhr.onabort = settle(() => reject(signal?.reason ?? new DOMException('aborted', 'AbortError')));
     xhr.send(blob);
   });
 }
