@@ -12,15 +12,16 @@ export const MAX_TASKS = 1000;
 export const MAX_META_BYTES = 8 * 1024;
 export const MAX_IDEMPOTENCY_KEY = 256;
 
+/** Bytes of `value` serialized as UTF-8. TextEncoder, not Buffer: the client runs these schemas in browsers too. */
+const encoder = new TextEncoder();
+const serializedBytes = (value: unknown) => encoder.encode(JSON.stringify(value)).byteLength;
+
 const jobType = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1..128 of A-Z a-z 0-9 _ . : -');
 const processorName = z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'must be 1..128 of A-Z a-z 0-9 _ . : -');
 
-const meta = shallow(z.record(z.string(), z.unknown())).refine(
-  (value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_META_BYTES,
-  {
-    message: `must be at most ${MAX_META_BYTES} bytes serialized`,
-  },
-);
+const meta = shallow(z.record(z.string(), z.unknown())).refine((value) => serializedBytes(value) <= MAX_META_BYTES, {
+  message: `must be at most ${MAX_META_BYTES} bytes serialized`,
+});
 
 export const idempotencyKeySchema = z.string().min(1).max(MAX_IDEMPOTENCY_KEY);
 
@@ -67,7 +68,7 @@ const batchSchema = z
     upload: z.boolean().default(false),
     chunkSize: z.number().int().min(1).max(MAX_CHUNK_SIZE).default(100),
     context: shallow(z.record(z.string(), z.unknown()))
-      .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_CONTEXT_BYTES, {
+      .refine((value) => serializedBytes(value) <= MAX_CONTEXT_BYTES, {
         message: `must be at most ${MAX_CONTEXT_BYTES} bytes serialized`,
       })
       .default({}),
@@ -114,7 +115,7 @@ const logEntries = z
       level: z.enum(['info', 'warn', 'error']).default('info'),
       message: z.string().max(1000),
       data: shallow(z.record(z.string(), z.unknown()))
-        .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= 2048, { message: 'at most 2048 bytes' })
+        .refine((value) => serializedBytes(value) <= 2048, { message: 'at most 2048 bytes' })
         .optional(),
     }),
   )
