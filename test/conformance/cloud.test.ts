@@ -19,7 +19,7 @@ import { eventually, startTestStack } from '../support/stack.js';
 /**
  * The exact behaviours of DynamoDB, SQS and S3 the adapters rely on, run against whichever local
  * cloud the profile selects (TEST_PROFILE=embedded | aws-local). Where an engine differs, the
- * product must be right on all of them; README's "Local cloud fidelity" lists the differences.
+ * product must be right on all of them; docs/local.md's "Local cloud fidelity" lists the differences.
  */
 let stack: LocalStack;
 let c: ReturnType<typeof createClients>;
