@@ -12,7 +12,7 @@ import { ERROR_KINDS, JOB_STATUSES, TASK_STATUSES } from './model.js';
  */
 
 /** Every time the API shows is `Date.toISOString()`: UTC, with milliseconds. */
-const time = z.iso.datetime();
+export const timeSchema = z.iso.datetime();
 const jsonObject = z.record(z.string(), z.unknown());
 const count = z.number().int().min(0);
 
@@ -46,10 +46,10 @@ const heading = {
 /** What a job's view goes on with, whatever its kind: its status, times and counts. */
 const course = {
   status: z.enum(JOB_STATUSES),
-  createdAt: time,
-  updatedAt: time,
-  startedAt: time.nullable(),
-  endedAt: time.nullable(),
+  createdAt: timeSchema,
+  updatedAt: timeSchema,
+  startedAt: timeSchema.nullable(),
+  endedAt: timeSchema.nullable(),
   counts: countsSchema,
   progress,
   /** Shown only to the job's owner. */
@@ -58,8 +58,8 @@ const course = {
 
 export const attemptViewSchema = z.strictObject({
   attempt: z.number().int().min(1),
-  startedAt: time.nullable(),
-  endedAt: time.nullable(),
+  startedAt: timeSchema.nullable(),
+  endedAt: timeSchema.nullable(),
   outcome: z.enum(['running', 'succeeded', 'failed', 'retried', 'lost', 'aborted']),
   error: taskErrorSchema.nullable(),
   retryDelaySeconds: z.number().min(0).nullable(),
@@ -67,7 +67,7 @@ export const attemptViewSchema = z.strictObject({
 
 export const lateOutcomeSchema = z.strictObject({
   attempt: z.number().int().min(1),
-  at: time,
+  at: timeSchema,
   status: z.enum(['ok', 'error']),
   error: taskErrorSchema.optional(),
 });
@@ -82,11 +82,11 @@ export const taskViewSchema = z.strictObject({
   /** The processor's result, `null` until there is one. */
   result: z.unknown(),
   error: taskErrorSchema.nullable(),
-  queuedAt: time.nullable(),
-  startedAt: time.nullable(),
-  endedAt: time.nullable(),
+  queuedAt: timeSchema.nullable(),
+  startedAt: timeSchema.nullable(),
+  endedAt: timeSchema.nullable(),
   /** A RETRYING task: when it is due again. */
-  retryAt: time.optional(),
+  retryAt: timeSchema.optional(),
   history: z.array(lateOutcomeSchema),
   attemptLog: z.array(attemptViewSchema),
   attemptsDropped: count,
@@ -129,14 +129,14 @@ export const batchJobViewSchema = z.strictObject({
     outputs: z.record(z.string(), batchOutputViewSchema),
     /** Outputs are assembled: `outputs` is complete. */
     finalized: z.boolean(),
-    abortRequestedAt: time.optional(),
+    abortRequestedAt: timeSchema.optional(),
     /** Only in the answer to a submission with `upload: true` while the batch is HELD. */
     upload: z
       .strictObject({
         url: z.string(),
         method: z.literal('PUT'),
         format: z.enum(['jsonl', 'csv']),
-        expiresAt: time,
+        expiresAt: timeSchema,
       })
       .optional(),
   }),
@@ -159,14 +159,14 @@ export const taskSummarySchema = z.strictObject({
   status: z.enum(TASK_STATUSES),
   attempts: count,
   error: taskErrorSchema.nullable(),
-  queuedAt: time.nullable(),
-  startedAt: time.nullable(),
-  endedAt: time.nullable(),
+  queuedAt: timeSchema.nullable(),
+  startedAt: timeSchema.nullable(),
+  endedAt: timeSchema.nullable(),
 });
 
 /** An entry of a job's update log (`GET /v1/jobs/{id}/events`). */
 export const jobEventSchema = z.strictObject({
-  at: time,
+  at: timeSchema,
   level: z.enum(['info', 'warn', 'error']),
   type: z.string(),
   taskId: z.string().optional(),
@@ -203,20 +203,17 @@ export const healthSchema = z.strictObject({ status: z.literal('ok') });
 
 export const errorDetailSchema = z.strictObject({ path: z.string(), message: z.string() });
 
+export const errorCodeSchema = z.enum(ERROR_CODES);
+
 /** Every non-2xx answer of the API itself: `{"error": {"code", "message", "details"?}}`. */
-export function errorBodySchema(codes: readonly [ErrorCodeName, ...ErrorCodeName[]] = ERROR_CODES) {
-  return z.strictObject({
-    error: z.strictObject({
-      code: z.enum(codes),
-      message: z.string(),
-      details: z.array(errorDetailSchema).optional(),
-    }),
-  });
-}
-
-type ErrorCodeName = (typeof ERROR_CODES)[number];
-
-export const errorSchema = errorBodySchema();
+export const errorSchema = z.strictObject({
+  error: z.strictObject({
+    code: errorCodeSchema,
+    message: z.string(),
+    /** Validation errors: one per problem, `path` pointing into the body or query (`tasks[0].processor`). */
+    details: z.array(errorDetailSchema).optional(),
+  }),
+});
 
 /**
  * API Gateway's own refusal, before the API runs (an authorizer's 401 or 403): not the contract's
