@@ -30,6 +30,14 @@ module.exports = {
       to: { path: '^(shared/(aws|http|lambda)|functions|local|infra)/' },
     },
     {
+      name: 'openapi-generator-stays-out-of-bundles',
+      severity: 'error',
+      comment:
+        'zod-openapi (a dev dependency) writes docs/openapi.json at build time (`npm run openapi`); the API serves that file, so nothing a function bundles may reach the generator.',
+      from: { path: '^(shared|functions|local|infra)/', pathNot: '^functions/api/openapi\\.ts$' },
+      to: { path: ['^node_modules/zod-openapi/', '^functions/api/openapi\\.ts$'] },
+    },
+    {
       name: 'core-resolves-everything',
       severity: 'error',
       comment: 'An import the cruiser cannot resolve cannot be checked against the rules above.',

@@ -389,18 +389,18 @@ export class JobsStack extends Stack {
         });
         continue;
       }
-      const health = resources.api.publicRoutes.includes(routeKey);
+      const open = resources.api.publicRoutes.includes(routeKey);
       const [route] = this.api.addRoutes({
         path: path as string,
         methods: [method as apigw.HttpMethod],
         integration,
-        // Health answers without credentials: load balancers and uptime checks have none.
-        ...(health ? { authorizer: new apigw.HttpNoneAuthorizer() } : {}),
+        // Health and the OpenAPI document answer without credentials: uptime checks and API tools have none.
+        ...(open ? { authorizer: new apigw.HttpNoneAuthorizer() } : {}),
       });
-      if (health && route) {
+      if (open && route) {
         Validations.of(route).acknowledge({
           id: 'AwsSolutions::AwsSolutions-APIG4',
-          reason: `${routeKey} is public on purpose: it reveals nothing and uptime checks carry no credentials.`,
+          reason: `${routeKey} is public on purpose: it holds no job or caller data, and uptime checks and API tools carry no credentials.`,
         });
       }
     }

@@ -178,6 +178,7 @@ const api = {
     // HTTP APIs do not answer HEAD from a GET route: without its own route a HEAD would reach
     // `$default`, whose authorizer would refuse the credential-less uptime checks health is for.
     'HEAD /v1/health',
+    'GET /v1/openapi.json',
     'POST /v1/jobs',
     'GET /v1/jobs',
     'GET /v1/tasks',
@@ -189,8 +190,11 @@ const api = {
     'POST /v1/jobs/{id}/release',
     '$default',
   ],
-  /** Routes without an authorizer, in AWS and on the local gateway: health reveals nothing. */
-  publicRoutes: ['GET /v1/health', 'HEAD /v1/health'],
+  /**
+   * Routes without an authorizer, in AWS and on the local gateway: health reveals nothing, and the
+   * OpenAPI document only describes the API (it is in the repository too), for tools that fetch it.
+   */
+  publicRoutes: ['GET /v1/health', 'HEAD /v1/health', 'GET /v1/openapi.json'],
 };
 
 const eventSources: EventSourceDeclaration[] = [

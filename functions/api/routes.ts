@@ -1,4 +1,6 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+// As `npm run openapi` generated it from the catalog: the API serves it without the generator.
+import openApiDocument from '../../docs/openapi.json' with { type: 'json' };
 import { idempotencyKeyOf, type Jobs } from '../../shared/core/jobs.js';
 import { appendRowsSchema, parseOrThrow } from '../../shared/core/schemas.js';
 import { searchJobsQuerySchema, searchTasksQuerySchema } from '../../shared/core/search.js';
@@ -23,6 +25,7 @@ export function apiRoutes(api: () => Jobs): Record<string, Route> {
       statusCode: 200,
       headers: { 'content-type': 'application/json; charset=utf-8' },
     }),
+    'GET /v1/openapi.json': async () => json(200, openApiDocument, { 'cache-control': 'public, max-age=300' }),
     'POST /v1/jobs': async (event) => {
       query(noQuery, event);
       const [jobs, who] = [api(), caller(event)];

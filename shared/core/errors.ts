@@ -3,18 +3,21 @@
  * them to its own reply (HTTP status, dead-letter reason…). Anything else is a bug.
  */
 
-export type ErrorCode =
-  | 'VALIDATION_FAILED'
-  | 'UNKNOWN_PROCESSOR'
-  | 'NOT_FOUND'
-  | 'METHOD_NOT_ALLOWED'
-  | 'IDEMPOTENCY_MISMATCH'
-  | 'INVALID_STATE'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'UNAUTHORIZED'
-  | 'FORBIDDEN'
-  | 'INTERNAL';
+export const ERROR_CODES = [
+  'VALIDATION_FAILED',
+  'UNKNOWN_PROCESSOR',
+  'NOT_FOUND',
+  'METHOD_NOT_ALLOWED',
+  'IDEMPOTENCY_MISMATCH',
+  'INVALID_STATE',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface ErrorDetail {
   path: string;

@@ -1,15 +1,9 @@
 import type { BatchJob, Tally } from './batches/model.js';
 import { attemptLog, type Job } from './model.js';
+import type { JobEvent } from './responses.js';
 
-/** One entry of a job's update log (API.md, `GET /v1/jobs/{id}/events`). */
-export interface JobEvent {
-  at: string;
-  level: 'info' | 'warn' | 'error';
-  type: string;
-  taskId?: string;
-  message: string;
-  data?: Record<string, unknown>;
-}
+/** One entry of a job's update log (API.md, `GET /v1/jobs/{id}/events`; its schema: responses.ts). */
+export type { JobEvent };
 
 /**
  * A job's update log, derived from its item rather than written as items of its own: every

@@ -9,6 +9,7 @@ import { type Finder, searchOwner } from './find.js';
 import { type Job, settled } from './model.js';
 import { type Caller, visibleTo } from './owners.js';
 import type { AnyJob, Clock, JobStore, PayloadStore } from './ports.js';
+import type { AppendReply, JobSummary, JobView, Page, RowView, TaskSummaryView } from './responses.js';
 import { parseOrThrow, submitBatchSchema, submitTasksSchema, type WorkMessage } from './schemas.js';
 import type { Cursors, SearchJobsQuery, SearchTasksQuery } from './search.js';
 import type { TaskEngine } from './tasks/engine.js';
@@ -177,13 +178,13 @@ export class Jobs {
   }
 
   /** A job as API.md shows it, whichever its kind, as `caller` may see it. */
-  async view(job: AnyJob, caller: Caller, options: { upload?: boolean } = {}) {
+  async view(job: AnyJob, caller: Caller, options: { upload?: boolean } = {}): Promise<JobView> {
     if (job.kind === 'batch') return shownTo(caller, await this.batches().view(job, options));
     return shownTo(caller, await toJobView(job, this.deps.payloads));
   }
 
   /** A page of `caller`'s job events (API.md): derived from the job, paged by a sealed cursor. */
-  async events(id: string, caller: Caller, cursor?: string): Promise<{ items: JobEvent[]; nextCursor: string | null }> {
+  async events(id: string, caller: Caller, cursor?: string): Promise<Page<JobEvent>> {
     const job = await this.read(id, caller);
     const events =
       job.kind === 'batch' ? batchJobEvents(job, await this.batches().tallies(job.id)) : taskJobEvents(job);
@@ -197,7 +198,7 @@ export class Jobs {
   }
 
   /** A page of jobs `caller` may search (its own; an admin names another owner), as search shows them. */
-  async search(caller: Caller, query: SearchJobsQuery) {
+  async search(caller: Caller, query: SearchJobsQuery): Promise<Page<JobSummary>> {
     const page = await this.finder().jobs(searchOwner(caller, query.owner), query);
     const summary = async (job: AnyJob) =>
       shownTo(caller, job.kind === 'batch' ? await this.batches().view(job) : toJobSummary(job));
@@ -205,7 +206,7 @@ export class Jobs {
   }
 
   /** A page of tasks of the jobs `caller` may search, as task search shows them. */
-  async searchTasks(caller: Caller, query: SearchTasksQuery) {
+  async searchTasks(caller: Caller, query: SearchTasksQuery): Promise<Page<TaskSummaryView>> {
     const page = await this.finder().tasks(searchOwner(caller, query.owner), query);
     return {
       items: page.items.map(({ jobId, jobType, task }) => toTaskSummary(jobId, jobType, task)),
@@ -214,12 +215,16 @@ export class Jobs {
   }
 
   /** Appends rows to a held batch (see BatchEngine.append). */
-  append(id: string, caller: Caller, rows: unknown[], key?: string) {
+  append(id: string, caller: Caller, rows: unknown[], key?: string): Promise<AppendReply> {
     return this.batches().append(id, caller, rows, key);
   }
 
   /** A page of a batch's row outcomes, in line order, each as the rows route shows it. */
-  async rows(id: string, caller: Caller, query: { status?: RowStatus; limit: number; cursor?: string }) {
+  async rows(
+    id: string,
+    caller: Caller,
+    query: { status?: RowStatus; limit: number; cursor?: string },
+  ): Promise<Page<RowView>> {
     const page = await this.batches().rows(id, caller, query);
     return { items: page.items.map(toRowView), nextCursor: page.nextCursor };
   }

@@ -24,7 +24,8 @@ export function settled(job: { status: JobStatus; kind: string; batch?: { output
 
 export type Strategy = 'sequential' | 'concurrent';
 
-export type ErrorKind = 'error' | 'crash' | 'timeout' | 'poison' | 'aborted';
+export const ERROR_KINDS = ['error', 'crash', 'timeout', 'poison', 'aborted'] as const;
+export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 export interface TaskError {
   kind: ErrorKind;

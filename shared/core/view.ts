@@ -2,14 +2,15 @@ import type { RowOutcome } from './batches/model.js';
 import { attemptLog, countTasks, type Job, progress } from './model.js';
 import type { Caller } from './owners.js';
 import { type PayloadStore, taskResult } from './ports.js';
+import type { RowView, TaskJobSummary, TaskJobView, TaskSummaryView } from './responses.js';
 
 /**
- * The job as API.md shows it. Internal fields (version, request hash, leases) stay inside; large
+ * The job as API.md shows it (its schema: responses.ts). Internal fields (version, request hash, leases) stay inside; large
  * values come back from S3 so callers never see a reference. `history` lists outcomes that arrived
  * too late to count (a stale attempt, or after an abort); `attemptLog` every attempt and how it
  * went (the last MAX_ATTEMPT_RECORDS; `attemptsDropped` counts the earlier ones).
  */
-export async function toJobView(job: Job, payloads: PayloadStore) {
+export async function toJobView(job: Job, payloads: PayloadStore): Promise<TaskJobView> {
   return {
     ...toJobSummary(job),
     tasks: await Promise.all(
@@ -48,7 +49,7 @@ export function jobHeading<K extends string>(job: {
 }
 
 /** A job of tasks as search results show it: everything but the tasks (and so no payload reads). */
-export function toJobSummary(job: Job) {
+export function toJobSummary(job: Job): TaskJobSummary {
   const counts = countTasks(job.tasks);
   return {
     ...jobHeading(job),
@@ -66,7 +67,7 @@ export function toJobSummary(job: Job) {
 }
 
 /** A task as task search shows it: where it belongs and how it went, without its input or result. */
-export function toTaskSummary(jobId: string, jobType: string, task: Job['tasks'][number]) {
+export function toTaskSummary(jobId: string, jobType: string, task: Job['tasks'][number]): TaskSummaryView {
   return {
     id: task.id,
     jobId,
@@ -94,7 +95,7 @@ export function shownTo<V extends { owner: string; idempotencyKey?: string }>(ca
 }
 
 /** A batch row's outcome as `GET /v1/jobs/{id}/rows` shows it: every field there, `null` or empty when unset. */
-export function toRowView({ line, status, result, messages, error, outputs }: RowOutcome) {
+export function toRowView({ line, status, result, messages, error, outputs }: RowOutcome): RowView {
   return {
     line,
     status,

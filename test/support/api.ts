@@ -7,6 +7,7 @@ import { LOCAL_REGION } from '../../local/cloud.js';
 import type { LocalStack } from '../../local/stack.js';
 import { createClients } from '../../shared/aws/clients.js';
 import type { JobView } from '../../shared/core/view.js';
+import { answerChecker } from './openapi.js';
 
 export interface Reply<T = unknown> {
   status: number;
@@ -58,7 +59,13 @@ export const bearer =
   (token: string): Credentials =>
   () => ({ authorization: `Bearer ${token}` });
 
-/** A small client of the public HTTP API, as another service would use it. */
+/** Every answer a test gets through `apiClient` must be one docs/openapi.json allows, by route and status. */
+let checkAnswer: ReturnType<typeof answerChecker> | undefined;
+
+/**
+ * A small client of the public HTTP API, as another service would use it. An answer the OpenAPI
+ * document does not allow fails the call (and so the test), whatever the test itself expected.
+ */
 export function apiClient(stack: LocalStack, credentials?: Credentials) {
   const base = stack.info.api;
   const call = async <T>(
@@ -73,7 +80,14 @@ export function apiClient(stack: LocalStack, credentials?: Credentials) {
     Object.assign(sent, await credentials?.({ method, url, headers: sent, body: text }));
     const response = await fetch(url, { method, headers: sent, body: text });
     const reply = await response.text();
-    return { status: response.status, headers: response.headers, body: (reply ? JSON.parse(reply) : undefined) as T };
+    const parsed = reply ? JSON.parse(reply) : undefined;
+    checkAnswer ??= answerChecker();
+    const mismatch = checkAnswer(method, url.pathname, response.status, parsed);
+    if (mismatch) {
+      throw new Error(`The answer to ${method} ${path} is not the one docs/openapi.json documents: ${mismatch}
+${reply.slice(0, 2000)}`);
+    }
+    return { status: response.status, headers: response.headers, body: parsed as T };
   };
   return {
     call,

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { outputKeys } from '../keys.js';
 import { isTerminal } from '../model.js';
 import type { Caller } from '../owners.js';
+import type { BatchJobView } from '../responses.js';
 import { badCursor } from '../search.js';
 import { jobHeading } from '../view.js';
 import { type BatchContext, readBatch } from './context.js';
@@ -21,8 +22,8 @@ export interface RowsPage {
   nextCursor: string | null;
 }
 
-/** The job as API.md shows a batch. */
-export async function view(ctx: BatchContext, job: BatchJob, extra: { upload?: boolean } = {}) {
+/** The job as API.md shows a batch (its schema: responses.ts). */
+export async function view(ctx: BatchContext, job: BatchJob, extra: { upload?: boolean } = {}): Promise<BatchJobView> {
   const { files, tallies, clock } = ctx.deps;
   const { batch } = job;
   const total = totalRows(batch);

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPENAPI_FILE } from '../../../functions/api/openapi.js';
 import type { LocalStack } from '../../../local/stack.js';
 import { startTestStack } from '../../support/stack.js';
 
@@ -19,6 +21,13 @@ describe('API function over the local API Gateway', () => {
     const response = await fetch(`${api}/v1/health`);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('serves the OpenAPI document as docs/openapi.json holds it', async () => {
+    const response = await fetch(`${api}/v1/openapi.json`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await response.json()).toEqual(JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')));
   });
 
   it('answers unknown routes with the contract’s 404', async () => {

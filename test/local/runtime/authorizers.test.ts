@@ -321,13 +321,14 @@ describe('the local stack in each mode', () => {
   });
   afterAll(() => Promise.all([iam?.stop(), jwt?.stop()]));
 
-  it('iam: the local cloud’s own credentials sign for user `local`; health and /local stay open', async () => {
+  it('iam: the local cloud’s own credentials sign for user `local`; health, the OpenAPI document and /local stay open', async () => {
     expect(iam.info.auth).toEqual({ mode: 'iam', users: ['local'], region: LOCAL_REGION, service: 'execute-api' });
     const url = new URL('/v1/jobs', iam.info.api);
     expect((await fetch(url)).status).toBe(403);
     expect((await fetch(url, { headers: await sigv4(url, { credentials: LOCAL_CREDENTIALS }) })).status).toBe(200);
     expect((await fetch(`${iam.info.api}/v1/health`)).status).toBe(200);
     expect((await fetch(`${iam.info.api}/v1/health`, { method: 'HEAD' })).status).toBe(200);
+    expect((await fetch(`${iam.info.api}/v1/openapi.json`)).status).toBe(200);
     expect((await fetch(`${iam.info.api}/local/info`)).status).toBe(200);
     await expect(iam.issueToken()).rejects.toThrow(/jwt/);
   });
@@ -358,6 +359,7 @@ describe('the local stack in each mode', () => {
     const issued = await jwt.issueToken({ sub: 'test' }, { expiresIn: 60 });
     expect((await fetch(`${api}/v1/jobs`, { headers: { authorization: `Bearer ${issued}` } })).status).toBe(200);
     expect((await fetch(`${api}/v1/health`)).status).toBe(200);
+    expect((await fetch(`${api}/v1/openapi.json`)).status).toBe(200);
 
     const bad = await fetch(`${api}/local/token`, { method: 'POST', body: '[1]' });
     expect(bad.status).toBe(400);
