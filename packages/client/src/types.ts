@@ -1,14 +1,19 @@
 import type * as z from 'zod';
-import type { BatchEngine } from '../../../shared/core/batches/engine.js';
-import type { view as batchView } from '../../../shared/core/batches/reads.js';
 import type { ErrorCode, ErrorDetail } from '../../../shared/core/errors.js';
-import type { JobEvent } from '../../../shared/core/events.js';
+import type {
+  AppendReply,
+  BatchJobView,
+  JobEvent,
+  RowView,
+  JobSummary as ServerJobSummary,
+  TaskJobView,
+  TaskSummaryView,
+} from '../../../shared/core/responses.js';
 import type { appendRowsSchema, submitBatchSchema, submitTasksSchema } from '../../../shared/core/schemas.js';
 import type { searchJobsQuerySchema, searchTasksQuerySchema } from '../../../shared/core/search.js';
-import type { toJobSummary, toJobView, toRowView, toTaskSummary } from '../../../shared/core/view.js';
 
 /**
- * The contract's types, derived from the very schemas and views the server uses (type-only
+ * The contract's types, derived from the very schemas the server validates and answers with (type-only
  * imports: tsup inlines them into the .d.ts, and no server code reaches the bundle).
  */
 
@@ -32,22 +37,21 @@ export type FindQuery = QueryOf<typeof searchJobsQuerySchema> & { [filter: `meta
 /** `GET /v1/tasks` filters. */
 export type TasksQuery = QueryOf<typeof searchTasksQuerySchema>;
 
-// TODO(responses.ts): derive these from shared/core/responses.ts once it exists.
-/** A job of tasks, as `GET /v1/jobs/{id}` shows it. */
-export type JobView = Awaited<ReturnType<typeof toJobView>>;
+/** A job of tasks, as `GET /v1/jobs/{id}` shows it (the server's response schema). */
+export type JobView = TaskJobView;
 /** A batch, as `GET /v1/jobs/{id}` shows it; `batch.upload` is there in the submit reply of an upload batch. */
-export type BatchView = Awaited<ReturnType<typeof batchView>>;
+export type BatchView = BatchJobView;
 /** Either kind; `kind` tells them apart. */
 export type AnyJobView = JobView | BatchView;
 /** A job as Find lists it: a job of tasks without its tasks, or a batch. */
-export type JobSummary = ReturnType<typeof toJobSummary> | BatchView;
-export type TaskSummary = ReturnType<typeof toTaskSummary>;
-export type RowView = ReturnType<typeof toRowView>;
+export type JobSummary = ServerJobSummary;
+export type TaskSummary = TaskSummaryView;
+export type { RowView };
 export type RowStatus = RowView['status'];
 /** One of a batch's assembled files (`batch.outputs[name]`). */
 export type BatchOutputView = BatchView['batch']['outputs'][string];
 /** What `POST /v1/jobs/{id}/rows` answers. */
-export type AppendReply = Awaited<ReturnType<BatchEngine['append']>>;
+export type { AppendReply };
 
 export interface Page<T> {
   items: T[];
