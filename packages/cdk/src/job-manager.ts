@@ -38,7 +38,7 @@ import {
 } from '../../../shared/resources.js';
 import { type FunctionSource, jobsFunction } from './lambda.js';
 import { type JobProcessor, registerProcessors } from './processors.js';
-import { type JobManagerSettings, type ResolvedSettings, resolveSettings } from './settings.js';
+import { type JobManagerSettings, resolveSettings } from './settings.js';
 
 /** Task payloads outlive their job items by this much: a job may run for a while before it ends. */
 const PAYLOAD_MARGIN_DAYS = 30;
@@ -102,7 +102,7 @@ export class JobManager extends Construct {
   readonly bucket: s3.IBucket;
   readonly alarmTopic: sns.ITopic;
   /** The settings in force, defaults filled in. */
-  readonly settings: ResolvedSettings;
+  readonly settings: Required<JobManagerSettings>;
 
   constructor(scope: Construct, id: string, props: JobManagerProps = {}) {
     super(scope, id);

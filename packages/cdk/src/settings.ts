@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Who may call the API: IAM (SigV4) principals, or bearers of JWTs from one issuer. */
 export type JobManagerAuth =
