@@ -25,9 +25,9 @@ module.exports = {
     {
       name: 'core-knows-no-outer-layer',
       severity: 'error',
-      comment: 'shared/core is called by the adapters, handlers, local runtime and stack; never the reverse.',
+      comment: 'shared/core is called by the adapters, handlers, local runtime, construct, stack; never the reverse.',
       from: { path: '^shared/core/' },
-      to: { path: '^(shared/(aws|http|lambda)|functions|local|infra)/' },
+      to: { path: '^(shared/(aws|http|lambda)|functions|local|infra|packages)/' },
     },
     {
       name: 'openapi-generator-stays-out-of-bundles',

@@ -4,26 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { type BuildOptions, build } from 'esbuild';
+import { esbuildOptions } from '../packages/cdk/src/bundling.js';
 import { resources } from '../shared/resources.js';
 
-/** How infra/jobs-stack.ts (`nodeFunction`) has NodejsFunction bundle a handler: one ESM file, SDK inside. */
+/** How the JobManager construct bundles a handler (packages/cdk/src/bundling.ts): one ESM file, SDK inside. */
 export function bundleOptions(entry: string, outfile: string): BuildOptions {
-  return {
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    minify: true,
-    mainFields: ['module', 'main'],
-    banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
-    logLevel: 'error',
-  };
+  // The bench measures the code alone; the deployed source map is a file beside it.
+  return { ...esbuildOptions(entry, outfile), sourcemap: false };
 }
 
 /**
- * Per function: the bundle CDK would deploy (same esbuild settings as infra/jobs-stack.ts) and the
+ * Per function: the bundle CDK would deploy (the construct's esbuild settings) and the
  * cold init of its module — the median time a fresh Node process takes to import it.
  */
 export async function measureBundles(runs = 5) {
