@@ -94,7 +94,20 @@ export async function verifyFetchRequest(request: Request, options: ReadOptions)
   const max = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const declared = Number(request.headers.get('content-length'));
   if (declared > max) return tooLarge(max);
-  const body = new Uint8Array(await request.arrayBuffer());
-  if (body.byteLength > max) return tooLarge(max);
+  // Read in pieces, so a body without a declared length is still never held past the limit.
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body?.getReader();
+  for (;;) {
+    const piece = await reader?.read();
+    if (!piece || piece.done) break;
+    size += piece.value.byteLength;
+    if (size > max) {
+      await reader?.cancel();
+      return tooLarge(max);
+    }
+    chunks.push(piece.value);
+  }
+  const body = Buffer.concat(chunks);
   return verified(request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER), body, options);
 }
