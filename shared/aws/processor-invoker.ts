@@ -7,8 +7,8 @@ import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws
 import { depthMessage, nestsDeeperThan } from '../core/json-depth.js';
 import type { TaskError } from '../core/model.js';
 import type { ChunkCall, ChunkRequest, ProcessorInvoker, TaskRequest } from '../core/ports.js';
+import { taskReplySchema } from '../core/processor-replies.js';
 import type { Processor } from '../core/processors.js';
-import { taskReplySchema } from '../core/schemas.js';
 import { SIGNATURE_HEADER, sign, TIMESTAMP_HEADER } from '../core/signature.js';
 import type { AttemptOutcome } from '../core/tasks/transitions.js';
 import { isSpecialAddress } from './special-addresses.js';

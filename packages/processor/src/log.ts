@@ -1,4 +1,4 @@
-import { MAX_LOG_ENTRIES } from '../../../shared/core/schemas.js';
+import { MAX_LOG_ENTRIES } from '../../../shared/core/processor-replies.js';
 import { type JsonValue, jsonProblem } from './json.js';
 
 export type LogLevel = 'info' | 'warn' | 'error';

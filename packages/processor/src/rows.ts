@@ -1,6 +1,6 @@
 import * as z from 'zod';
-import { chunkReplySchema } from '../../../shared/core/batches/rules.js';
 import type { ChunkRequest, ProcessorJobView } from '../../../shared/core/ports.js';
+import { chunkReplySchema } from '../../../shared/core/processor-replies.js';
 import { ContractError, DeadlineError, describe, ProcessorError } from './errors.js';
 import { type JsonResult, type JsonValue, jsonProblem } from './json.js';
 import { checkMargin, type DeadlineContext, runSignal } from './signal.js';

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { ProcessorJobView, TaskRequest } from '../../../shared/core/ports.js';
-import { taskReplySchema } from '../../../shared/core/schemas.js';
+import { taskReplySchema } from '../../../shared/core/processor-replies.js';
 import { ContractError, JobAbortedError, ProcessorError } from './errors.js';
 import { type JsonResult, jsonProblem } from './json.js';
 import { collectLog, type Log } from './log.js';

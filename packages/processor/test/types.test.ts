@@ -1,7 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import * as z from 'zod';
-import type { chunkReplySchema } from '../../../shared/core/batches/rules.js';
-import type { taskReplySchema } from '../../../shared/core/schemas.js';
+import type { chunkReplySchema, taskReplySchema } from '../../../shared/core/processor-replies.js';
 import { type ChunkReply, defineRowProcessor, defineTaskProcessor, type TaskReply } from '../src/index.js';
 
 /**
