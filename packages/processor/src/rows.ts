@@ -136,7 +136,11 @@ export function defineRowProcessor<S extends z.core.$ZodType, R>(
 
   const process = async (event: ChunkRequest, run: RunOptions = {}): Promise<ChunkReply> => {
     const rows = rowsOf(event);
-    const { signal, dispose } = runSignal({
+    const {
+      signal,
+      marginMs: margin,
+      dispose,
+    } = runSignal({
       job: event.job,
       remainingMs: run.remainingMs,
       marginMs,
@@ -158,7 +162,7 @@ export function defineRowProcessor<S extends z.core.$ZodType, R>(
       // goes without them (they are retried) rather than the whole chunk timing out.
       const stop = new Promise<void>((resolve) => {
         const grace = () => {
-          graceTimer = setTimeout(resolve, marginMs / 2);
+          graceTimer = setTimeout(resolve, margin / 2);
         };
         if (signal.aborted) grace();
         else signal.addEventListener('abort', grace, { once: true });

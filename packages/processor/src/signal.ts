@@ -47,9 +47,10 @@ export function checkMargin(margin: number | undefined): number {
 }
 
 /**
- * The signal a run gets: aborted `marginMs` before the deadline (reason `DeadlineError`), when
+ * The signal a run gets: aborted `marginMs` before the deadline, but never in the first three
+ * quarters of the time left (reason `DeadlineError`), when
  * `external` aborts (an HTTP caller hung up), or when the job ended (reason `JobAbortedError`).
- * `dispose` stops its timers and any look in flight.
+ * `marginMs` is the margin it keeps; `dispose` stops its timers and any look in flight.
  */
 export function runSignal(options: {
   job: ProcessorJobView;
@@ -57,7 +58,7 @@ export function runSignal(options: {
   marginMs: number;
   external?: AbortSignal | undefined;
   cancel?: CancelOnAbort | undefined;
-}): { signal: AbortSignal; dispose(): void } {
+}): { signal: AbortSignal; marginMs: number; dispose(): void } {
   const controller = new AbortController();
   let deadline: ReturnType<typeof setTimeout> | undefined;
   let poll: ReturnType<typeof setTimeout> | undefined;
@@ -65,10 +66,14 @@ export function runSignal(options: {
   const abort = (reason: unknown) => {
     if (!controller.signal.aborted) controller.abort(reason);
   };
+  // A margin as long as the function's whole timeout would stop every run before it starts
+  // (every row of every chunk retried until it fails): a run always keeps 3/4 of its time.
+  const margin =
+    options.remainingMs === undefined
+      ? options.marginMs
+      : Math.min(options.marginMs, Math.floor(options.remainingMs / 4));
   if (options.remainingMs !== undefined) {
-    const inMs = Math.max(0, options.remainingMs - options.marginMs);
-    const warn = Math.min(options.marginMs, options.remainingMs);
-    deadline = setTimeout(() => abort(new DeadlineError(warn)), inMs);
+    deadline = setTimeout(() => abort(new DeadlineError(margin)), options.remainingMs - margin);
   }
   const external = options.external;
   const onExternal = () => abort(external?.reason);
@@ -95,6 +100,7 @@ export function runSignal(options: {
   }
   return {
     signal: controller.signal,
+    marginMs: margin,
     dispose: () => {
       clearTimeout(deadline);
       clearTimeout(poll);

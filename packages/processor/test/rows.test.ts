@@ -229,7 +229,7 @@ describe('defineRowProcessor', () => {
     const handler = defineRowProcessor({
       row: z.number(),
       concurrency: 2,
-      deadlineMarginMs: 1000,
+      deadlineMarginMs: 800,
       // Each row takes a second; a row that sees the signal stops.
       run: (ms, { signal }) => pause(ms, ms, signal),
     });
@@ -251,7 +251,7 @@ describe('defineRowProcessor', () => {
     expect(reply.rows[4]).toEqual({
       line: 405,
       status: 'retry',
-      error: { code: 'DEADLINE', message: 'the Lambda deadline is 1000 ms away: stopping before it' },
+      error: { code: 'DEADLINE', message: 'the Lambda deadline is 800 ms away: stopping before it' },
     });
     expect(reply.rows[6]).toEqual(reply.rows[4] && { ...reply.rows[4], line: 407 });
     expect(worker(reply, request)).toMatchObject({
@@ -267,13 +267,19 @@ describe('defineRowProcessor', () => {
       deadlineMarginMs: 1000,
       run: (ms) => pause(ms, ms),
     });
-    const replied = handler(chunk([60_000]), { getRemainingTimeInMillis: () => 2000 });
-    await vi.advanceTimersByTimeAsync(1500);
+    // 2 s left: the margin is capped at a quarter of it, 500 ms; the straggler gets 250 ms more.
+    let settled = false;
+    const replied = handler(chunk([60_000]), { getRemainingTimeInMillis: () => 2000 }).finally(() => {
+      settled = true;
+    });
+    await vi.advanceTimersByTimeAsync(1749);
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
     expect((await replied).rows).toEqual([
       {
         line: 401,
         status: 'retry',
-        error: { code: 'DEADLINE', message: 'the Lambda deadline is 1000 ms away: stopping before it' },
+        error: { code: 'DEADLINE', message: 'the Lambda deadline is 500 ms away: stopping before it' },
       },
     ]);
   });

@@ -179,10 +179,29 @@ describe('defineTaskProcessor', () => {
       deadlineMarginMs: 1000,
       run: (_input, { signal }) => sleep(60_000, undefined, { signal }),
     });
-    // 1000 ms left and a 1000 ms margin: the signal aborts at once.
-    await expect(handler(request({}), { getRemainingTimeInMillis: () => 1000 })).rejects.toMatchObject({
+    await expect(handler(request({}), { getRemainingTimeInMillis: () => 100 })).rejects.toMatchObject({
       name: 'AbortError',
     });
+  });
+
+  it('never takes more than a quarter of the time left as the margin', async () => {
+    vi.useFakeTimers();
+    let signal: AbortSignal | undefined;
+    const handler = defineTaskProcessor({
+      input: z.unknown(),
+      run: (_input, ctx) => {
+        signal = ctx.signal;
+        return new Promise<null>((resolve) => setTimeout(() => resolve(null), 900));
+      },
+    });
+    // A 1 s function with the default 1 s margin: stopped at 750 ms, not before it starts.
+    const replied = handler(request({}), { getRemainingTimeInMillis: () => 1000 });
+    await vi.advanceTimersByTimeAsync(749);
+    expect(signal?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(signal?.reason).toMatchObject({ name: 'DeadlineError', remainingMs: 250 });
+    await vi.advanceTimersByTimeAsync(200);
+    expect(await replied).toEqual({ status: 'ok', result: null });
   });
 
   describe('cancelOnAbort', () => {
