@@ -10,6 +10,7 @@ import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/m
 import { resources } from '../shared/resources.js';
 import { type BatchBenchResult, batchBench } from './batch.js';
 import { measureBundles } from './bundles.js';
+import { kitBench } from './kit.js';
 import { dollars, PRICES, stepFunctions } from './prices.js';
 
 /**
@@ -26,7 +27,7 @@ const { values } = parseArgs({
     profile: { type: 'string', default: 'embedded' },
     scenarios: {
       type: 'string',
-      default: 'queue,queue-nofind,http,http-nofind,concurrent100,sequential20,batch100,batch1000,bundles',
+      default: 'queue,queue-nofind,http,http-nofind,concurrent100,sequential20,batch100,batch1000,bundles,kit',
     },
   },
 });
@@ -244,6 +245,16 @@ if (bundles) {
   console.table(bundles);
 }
 
+const kit = values.scenarios.split(',').includes('kit') ? await kitBench() : undefined;
+if (kit) {
+  console.log(
+    'processor kit: a tiny Lambda by hand and with the kit (minified ESM as deployed; kitBytes = what the kit adds):',
+  );
+  console.table(kit.bundles);
+  console.log('processor kit: overhead beyond the user function (µs, mean of 20,000 calls):');
+  console.table(kit.overhead);
+}
+
 const commit = execSync('git rev-parse --short HEAD').toString().trim();
 const date = new Date().toISOString();
 const dir = join(import.meta.dirname, 'results');
@@ -251,6 +262,6 @@ mkdirSync(dir, { recursive: true });
 const file = join(dir, `${date.slice(0, 16).replace(/:/g, '')}-${commit}.json`);
 writeFileSync(
   file,
-  `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results, batches, bundles }, null, 2)}\n`,
+  `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results, batches, bundles, kit }, null, 2)}\n`,
 );
 console.log(`results → ${file.slice(join(import.meta.dirname, '..').length + 1)}`);

@@ -1,55 +1,59 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
+import * as z from 'zod';
+import { defineRowProcessor, defineTaskProcessor, ProcessorError } from '../../packages/processor/src/index.js';
+
 /**
- * The demo processors of API.md, written as ordinary Lambda handlers: the local stack registers
- * them as local functions, and they could be deployed unchanged.
+ * The demo processors of API.md, built with the processor kit (packages/processor): ordinary
+ * Lambda handlers that the local stack registers as local functions, and that deploy unchanged.
+ * Their inputs are lenient on purpose (any JSON is accepted, a field of the wrong type reads as
+ * absent): they demonstrate outcomes, not validation.
  */
 
-interface TaskEvent {
-  job: { id: string; type: string };
-  task: { id: string; attempt: number; input: unknown };
-}
+export const echo = defineTaskProcessor({ input: z.unknown(), run: (input) => ({ echo: input }) });
 
-type Reply =
-  | { status: 'ok'; result?: unknown }
-  | { status: 'error'; error: { code?: string; message?: string; retryable?: boolean } };
+export const fail = defineTaskProcessor({
+  input: z.object({ code: z.string().optional().catch(undefined) }).catch({}),
+  run: ({ code = 'DEMO_FAIL' }) => {
+    throw new ProcessorError(code, `demo.fail failed with ${code}`);
+  },
+});
 
-const inputOf = (event: TaskEvent) => (event.task.input ?? {}) as Record<string, unknown>;
+export const crash = defineTaskProcessor({
+  input: z.unknown(),
+  run: () => {
+    throw new Error('demo.crash always throws');
+  },
+});
 
-export const echo = async (event: TaskEvent): Promise<Reply> => ({ status: 'ok', result: { echo: event.task.input } });
+const count = z.coerce.number().catch(0);
 
-export const fail = async (event: TaskEvent): Promise<Reply> => {
-  const code = typeof inputOf(event).code === 'string' ? (inputOf(event).code as string) : 'DEMO_FAIL';
-  return { status: 'error', error: { code, message: `demo.fail failed with ${code}`, retryable: false } };
-};
-
-export const crash = async (): Promise<Reply> => {
-  throw new Error('demo.crash always throws');
-};
-
-export const flaky = async (event: TaskEvent): Promise<Reply> => {
-  const failTimes = Number(inputOf(event).failTimes ?? 0);
-  if (event.task.attempt <= failTimes)
-    throw new Error(`demo.flaky: attempt ${event.task.attempt} of ${failTimes} failing`);
-  return { status: 'ok', result: { attempt: event.task.attempt } };
-};
+export const flaky = defineTaskProcessor({
+  input: z.object({ failTimes: count }).catch({ failTimes: 0 }),
+  run: ({ failTimes }, { attempt }) => {
+    if (attempt <= failTimes) throw new Error(`demo.flaky: attempt ${attempt} of ${failTimes} failing`);
+    return { attempt };
+  },
+});
 
 /**
  * Waits `input.ms` (≤ 60 s). A cooperative processor: where it knows the jobs API
  * (`JOBS_API_URL`), it checks its job twice a second and stops early once the job is aborted.
  */
-export const sleep = async (event: TaskEvent): Promise<Reply> => {
-  const ms = Math.min(60_000, Math.max(0, Number(inputOf(event).ms ?? 0)));
-  const api = process.env.JOBS_API_URL;
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    await new Promise((r) => setTimeout(r, Math.min(500, until - Date.now())));
-    if (api && (await jobAborted(api, event.job.id))) {
-      return { status: 'error', error: { code: 'ABORTED', message: 'job aborted; stopped early' } };
-    }
-  }
-  return { status: 'ok', result: { slept: ms } };
-};
+export const sleep = defineTaskProcessor({
+  input: z.object({ ms: count }).catch({ ms: 0 }),
+  cancelOnAbort: { everySeconds: 0.5, isAborted: (job) => jobAborted(job.id) },
+  // Its function's timeout is 61 s for a 60 s sleep: stop only in the last half second.
+  deadlineMarginMs: 500,
+  run: async ({ ms }, { signal }) => {
+    const slept = Math.min(60_000, Math.max(0, ms));
+    await sleepFor(slept, undefined, { signal });
+    return { slept };
+  },
+});
 
-async function jobAborted(api: string, jobId: string): Promise<boolean> {
+async function jobAborted(jobId: string): Promise<boolean> {
+  const api = process.env.JOBS_API_URL;
+  if (!api) return false;
   try {
     const response = await fetch(`${api}/v1/jobs/${encodeURIComponent(jobId)}`);
     return response.ok && ((await response.json()) as { status?: string }).status === 'ABORTED';
@@ -58,25 +62,14 @@ async function jobAborted(api: string, jobId: string): Promise<boolean> {
   }
 }
 
-interface ChunkEvent {
-  job: { id: string; type: string };
-  chunk: { index: number; attempt: number; context: Record<string, unknown>; rows: { line: number; input: unknown }[] };
-}
-
-type RowReply = {
-  line: number;
-  status: 'ok' | 'error' | 'retry';
-  result?: unknown;
-  messages?: unknown[];
-  outputs?: Record<string, string>;
-  error?: { code?: string; message?: string };
-};
-
 /** Batch rows: each row echoed (result and an `echo` output line); `{"fail": true}` rows fail. */
-export const rows = async (event: ChunkEvent): Promise<{ rows: RowReply[] }> => ({
-  rows: event.chunk.rows.map(({ line, input }) =>
-    input && typeof input === 'object' && (input as { fail?: unknown }).fail === true
-      ? { line, status: 'error', error: { code: 'ROW_FAIL', message: `line ${line} asked to fail` } }
-      : { line, status: 'ok', result: { echo: input }, outputs: { echo: JSON.stringify(input) } },
-  ),
+export const rows = defineRowProcessor({
+  row: z.unknown(),
+  run: (input, ctx) => {
+    if (input && typeof input === 'object' && (input as { fail?: unknown }).fail === true) {
+      throw new ProcessorError('ROW_FAIL', `line ${ctx.line} asked to fail`);
+    }
+    ctx.outputs.write('echo', JSON.stringify(input));
+    return { echo: input };
+  },
 });

@@ -1,20 +1,15 @@
+import * as z from 'zod';
+import { defineRowProcessor, ProcessorError } from '../../packages/processor/src/index.js';
+
 /**
- * A realistic batch processor: turns bank transactions (a CSV with the header
- * `date,account,amount,currency,description`) into ledger postings. Each good row becomes a
- * posting (its result) and one line of the `postings` output file; a bad row is an error whose
- * messages say every problem found, so a user can fix the file in one go.
+ * A realistic batch processor, built with the processor kit: turns bank transactions (a CSV with
+ * the header `date,account,amount,currency,description`) into ledger postings. Each good row
+ * becomes a posting (its result) and one line of the `postings` output file; a bad row is an error
+ * whose messages say every problem found, so a user can fix the file in one go.
  *
  * The batch `context` may carry `{"ledger": "NAME"}` (default "main") and
  * `{"currencies": ["EUR", …]}` to restrict the accepted currencies.
  */
-
-interface ChunkEvent {
-  chunk: { context: Record<string, unknown>; rows: { line: number; input: unknown }[] };
-}
-
-type RowReply =
-  | { line: number; status: 'ok'; result: Posting; outputs: { postings: string } }
-  | { line: number; status: 'error'; error: { code: string; message: string }; messages: string[] };
 
 interface Posting {
   ledger: string;
@@ -63,23 +58,18 @@ function check(input: unknown, context: Record<string, unknown>): { posting?: Po
   };
 }
 
-export const postings = async (event: ChunkEvent): Promise<{ rows: RowReply[] }> => ({
-  rows: event.chunk.rows.map(({ line, input }): RowReply => {
-    const { posting, problems } = check(input, event.chunk.context);
+// The row is checked by hand rather than by a schema: its error lists every problem in words a
+// user fixing the file understands, which is this processor's point.
+export const postings = defineRowProcessor({
+  row: z.unknown(),
+  run: (input, ctx): Posting => {
+    const { posting, problems } = check(input, ctx.chunk.context);
     if (!posting) {
-      return {
-        line,
-        status: 'error',
-        error: { code: 'INVALID_TRANSACTION', message: problems.join('; ') },
-        messages: problems,
-      };
+      for (const problem of problems) ctx.message(problem);
+      throw new ProcessorError('INVALID_TRANSACTION', problems.join('; '));
     }
     const { ledger, date, account, side, amountMinor, currency } = posting;
-    return {
-      line,
-      status: 'ok',
-      result: posting,
-      outputs: { postings: [ledger, date, account, side, amountMinor, currency].join(';') },
-    };
-  }),
+    ctx.outputs.write('postings', [ledger, date, account, side, amountMinor, currency].join(';'));
+    return posting;
+  },
 });

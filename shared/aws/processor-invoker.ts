@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { request as httpRequest } from 'node:http';
@@ -8,8 +7,9 @@ import { InvokeCommand, type InvokeCommandOutput, type LambdaClient } from '@aws
 import { depthMessage, nestsDeeperThan } from '../core/json-depth.js';
 import type { TaskError } from '../core/model.js';
 import type { ChunkCall, ChunkRequest, ProcessorInvoker, TaskRequest } from '../core/ports.js';
+import { taskReplySchema } from '../core/processor-replies.js';
 import type { Processor } from '../core/processors.js';
-import { taskReplySchema } from '../core/schemas.js';
+import { SIGNATURE_HEADER, sign, TIMESTAMP_HEADER } from '../core/signature.js';
 import type { AttemptOutcome } from '../core/tasks/transitions.js';
 import { isSpecialAddress } from './special-addresses.js';
 
@@ -123,10 +123,8 @@ export class TargetInvoker implements ProcessorInvoker {
   }
 }
 
-/** `X-Jobs-Signature: sha256=HEX(HMAC-SHA256(secret, timestamp + "." + body))` (API.md). */
-export function sign(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
-}
+/** The signing rule lives in the core, shared with the processor kit that verifies it. */
+export { sign };
 
 async function invokeHttp(
   url: string,
@@ -176,8 +174,8 @@ async function invokeHttp(
         headers: {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
-          'x-jobs-timestamp': timestamp,
-          'x-jobs-signature': sign(secret, timestamp, body),
+          [TIMESTAMP_HEADER]: timestamp,
+          [SIGNATURE_HEADER]: sign(secret, timestamp, body),
         },
       },
       (res) => {

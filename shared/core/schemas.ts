@@ -4,8 +4,8 @@ import { type ErrorDetail, ValidationError } from './errors.js';
 import { jsonValue, shallow, shallowMembers } from './json-depth.js';
 
 /**
- * The schemas of every input from outside: HTTP bodies and queries, queue messages, processor
- * replies. One library (zod) at every boundary; unknown fields are refused.
+ * The schemas of every input from outside: HTTP bodies and queries, queue messages (processor
+ * replies: processor-replies.ts). One library (zod) at every boundary; unknown fields are refused.
  */
 
 export const MAX_TASKS = 1000;
@@ -106,37 +106,6 @@ export const appendRowsSchema = z.strictObject({
   rows: shallowMembers(z.array(z.unknown()).min(1).max(MAX_INLINE_ROWS)),
   idempotencyKey: idempotencyKeySchema.optional(),
 });
-
-/** Log entries a processor may add to its job's update log with any reply (kept per task, bounded). */
-export const MAX_LOG_ENTRIES = 20;
-const logEntries = z
-  .array(
-    z.object({
-      level: z.enum(['info', 'warn', 'error']).default('info'),
-      message: z.string().max(1000),
-      data: shallow(z.record(z.string(), z.unknown()))
-        .refine((value) => serializedBytes(value) <= 2048, { message: 'at most 2048 bytes' })
-        .optional(),
-    }),
-  )
-  .max(MAX_LOG_ENTRIES)
-  .optional();
-
-/** What a Lambda processor replies to a task (API.md, "Processor contract"), plus optional `log` entries. */
-export const taskReplySchema = z.discriminatedUnion('status', [
-  z.object({ status: z.literal('ok'), result: jsonValue.optional(), log: logEntries }),
-  z.object({
-    status: z.literal('error'),
-    log: logEntries,
-    error: z
-      .object({
-        code: z.string().max(256).optional(),
-        message: z.string().max(4096).optional(),
-        retryable: z.boolean().optional(),
-      })
-      .optional(),
-  }),
-]);
 
 /**
  * A work-queue message: which task of which job, and the ticket that lets it start an attempt

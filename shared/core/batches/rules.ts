@@ -1,7 +1,6 @@
-import * as z from 'zod';
 import { IdempotencyMismatchError, InvalidStateError } from '../errors.js';
-import { jsonValue } from '../json-depth.js';
 import type { TaskError } from '../model.js';
+import { chunkReplySchema } from '../processor-replies.js';
 import {
   type BatchJob,
   type BatchState,
@@ -9,7 +8,6 @@ import {
   type ChunkCommit,
   type ChunkRow,
   MAX_APPENDS,
-  RESERVED_OUTPUTS,
   type RowCounts,
   type RowOutcome,
   type Tally,
@@ -109,34 +107,6 @@ export function sumTallies(tallies: Iterable<Tally>): { chunks: number; succeede
   }
   return { chunks, succeeded, failed };
 }
-
-const outputName = z
-  .string()
-  .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1..64 of A-Z a-z 0-9 _ . -')
-  .refine((name) => !(RESERVED_OUTPUTS as readonly string[]).includes(name), 'results and errors are reserved');
-
-/** A chunk's reply (API.md, "Processor contract"). */
-export const chunkReplySchema = z.object({
-  rows: z.array(
-    z.object({
-      line: z.number().int().min(1),
-      status: z.enum(['ok', 'error', 'retry']),
-      result: jsonValue.optional(),
-      messages: z.array(jsonValue).max(100).optional(),
-      outputs: z
-        .record(
-          outputName,
-          z
-            .string()
-            .max(64 * 1024)
-            .regex(/^[^\r\n]*$/, 'one line: no line breaks'),
-        )
-        .optional(),
-      error: z.object({ code: z.string().max(256).optional(), message: z.string().max(4096).optional() }).optional(),
-    }),
-  ),
-});
-export type ChunkReply = z.output<typeof chunkReplySchema>;
 
 export type ChunkRound =
   | { kind: 'crash'; error: TaskError }
