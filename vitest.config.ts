@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     // The slow fault scenarios (10,000 submissions at once) run in `npm run test:faults` only.
     exclude: process.env.SLOW_FAULTS === '1' ? ['**/node_modules/**'] : ['**/node_modules/**', 'test/faults/slow/**'],
     // Each file boots its own local stack; forks keep their process.env apart.
