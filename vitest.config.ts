@@ -1,8 +1,14 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Tests that build the packages and read their dist/ (npm pack of each package, the example
+ * service, the CLI spawned from its bundle): a build empties dist/ first, so these run one file at
+ * a time, beside the rest of the suite.
+ */
+const packaging = ['packages/*/test/pack.test.ts', 'packages/cli/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
     // The slow fault scenarios (10,000 submissions at once) run in `npm run test:faults` only.
     exclude: process.env.SLOW_FAULTS === '1' ? ['**/node_modules/**'] : ['**/node_modules/**', 'test/faults/slow/**'],
     // Each file boots its own local stack; forks keep their process.env apart.
@@ -12,5 +18,20 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     env: { POWERTOOLS_LOG_LEVEL: 'ERROR', POWERTOOLS_DEV: 'false' },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'suite',
+          include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
+          exclude: [
+            ...(process.env.SLOW_FAULTS === '1' ? [] : ['test/faults/slow/**']),
+            '**/node_modules/**',
+            ...packaging,
+          ],
+        },
+      },
+      { extends: true, test: { name: 'packaging', include: packaging, fileParallelism: false } },
+    ],
   },
 });
