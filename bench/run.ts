@@ -6,6 +6,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
+import { measureClientSize } from '../packages/client/bench/size.js';
 import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
 import { resources } from '../shared/resources.js';
 import { type BatchBenchResult, batchBench } from './batch.js';
@@ -27,7 +28,7 @@ const { values } = parseArgs({
     profile: { type: 'string', default: 'embedded' },
     scenarios: {
       type: 'string',
-      default: 'queue,queue-nofind,http,http-nofind,concurrent100,sequential20,batch100,batch1000,bundles,kit',
+      default: 'queue,queue-nofind,http,http-nofind,concurrent100,sequential20,batch100,batch1000,bundles,kit,client',
     },
   },
 });
@@ -245,6 +246,13 @@ if (bundles) {
   console.table(bundles);
 }
 
+const client = values.scenarios.split(',').includes('client') ? await measureClientSize() : undefined;
+if (client) {
+  console.log(
+    'client (@serverless-jobs/client for a browser, bytes minified + gzipped; sigv4 and validate load on first use):',
+  );
+  console.table(client);
+}
 const kit = values.scenarios.split(',').includes('kit') ? await kitBench() : undefined;
 if (kit) {
   console.log(
@@ -262,6 +270,6 @@ mkdirSync(dir, { recursive: true });
 const file = join(dir, `${date.slice(0, 16).replace(/:/g, '')}-${commit}.json`);
 writeFileSync(
   file,
-  `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results, batches, bundles, kit }, null, 2)}\n`,
+  `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results, batches, bundles, kit, client }, null, 2)}\n`,
 );
 console.log(`results → ${file.slice(join(import.meta.dirname, '..').length + 1)}`);
