@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { basename } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ROW_STATUSES } from '../../../shared/core/batches/model.js';
@@ -52,7 +53,11 @@ const limit = () => new Option('--limit <n>', 'at most this many').argParser(int
 const order = () => new Option('--order <order>', 'by creation time').choices(['asc', 'desc']);
 const meta = (what: string) => new Option('--meta <key=value>', what).argParser(keyValue);
 
-const program = new Command('jobs')
+// `jobs` is a builtin of every POSIX shell, which a shell runs before any program of that name: from a
+// shell (and from npx and npm scripts, which use one) the same program answers as `jobsctl`.
+const name = basename(process.argv[1] ?? '') === 'jobsctl' ? 'jobsctl' : 'jobs';
+
+const program = new Command(name)
   .description('Submit, watch and read the jobs and batches of a serverless-jobs API.')
   .version(pkg.version)
   .addOption(new Option('--endpoint <url>', 'the API base URL').env('JOBS_ENDPOINT'))
@@ -74,10 +79,10 @@ const program = new Command('jobs')
     'after',
     `
 Examples:
-  jobs submit --type greet --processor demo.echo --input '{"hello":"world"}' --watch
-  jobs ls --status FAILED --meta team=ops
-  jobs batch rows.csv --processor demo.rows --chunk-size 100
-  jobs download 01J… errors -o errors.jsonl
+  ${name} submit --type greet --processor demo.echo --input '{"hello":"world"}' --watch
+  ${name} ls --status FAILED --meta team=ops
+  ${name} batch rows.csv --processor demo.rows --chunk-size 100
+  ${name} download 01J… errors -o errors.jsonl
 
 Exit codes: 0 ok, 2 usage, 3 refused by the API, 4 not found, 5 auth, 6 unreachable or server error,
 10 job FAILED, 11 job ABORTED, 12 timed out, 130 interrupted, 1 anything else.`,
@@ -117,9 +122,9 @@ program
     'after',
     `
 Examples:
-  jobs submit job.json
-  echo '{"type":"t","tasks":[{"processor":"demo.echo"}]}' | jobs submit
-  jobs submit --type greet --processor demo.echo --input '{"n":1}' --meta team=ops --watch`,
+  ${name} submit job.json
+  echo '{"type":"t","tasks":[{"processor":"demo.echo"}]}' | ${name} submit
+  ${name} submit --type greet --processor demo.echo --input '{"n":1}' --meta team=ops --watch`,
   )
   .action(action(commands.submit));
 
@@ -193,7 +198,7 @@ program
   .option('--no-watch', 'return once released')
   .addOption(interval())
   .addOption(timeout())
-  .addHelpText('after', '\nExample:\n  jobs batch payments.csv --processor payments.apply --chunk-size 200')
+  .addHelpText('after', `\nExample:\n  ${name} batch payments.csv --processor payments.apply --chunk-size 200`)
   .action(action(commands.batch));
 
 program
