@@ -7,7 +7,7 @@ import { JOB_STATUSES, TASK_STATUSES } from '../../../shared/core/model.js';
 import pkg from '../package.json' with { type: 'json' };
 import * as commands from './commands.js';
 import { AUTH_MODES } from './config.js';
-import { EXIT, formatReport, reportOf } from './exit.js';
+import { CliError, EXIT, formatReport, reportOf } from './exit.js';
 
 // fetch parses HTTP with WebAssembly (llhttp); V8's optimising recompile of it runs in the background and
 // holds the exit back by ~100 ms, and costs a third of the CPU of a `jobs get`. A CLI making a few calls
@@ -222,7 +222,10 @@ try {
     // commander has printed the error (and the help) already; help and --version are not errors.
     process.exitCode = error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   } else {
-    const report = reportOf(error, endpoint);
+    const report =
+      interrupt.signal.aborted && !(error instanceof CliError)
+        ? { code: 'INTERRUPTED', message: 'interrupted', exitCode: EXIT.INTERRUPTED }
+        : reportOf(error, endpoint);
     process.stderr.write(formatReport(report, program.opts().json === true));
     process.exitCode = report.exitCode;
   }

@@ -125,7 +125,10 @@ export async function submit(ctx: Context, file: string | undefined, flags: Subm
 }
 
 export async function get(ctx: Context, id: string, flags: { wait?: number }): Promise<number> {
-  await show(ctx, await ctx.client.get(id, flags.wait !== undefined ? { wait: flags.wait } : {}));
+  await show(
+    ctx,
+    await ctx.client.get(id, { signal: ctx.signal, ...(flags.wait !== undefined ? { wait: flags.wait } : {}) }),
+  );
   return EXIT.OK;
 }
 
@@ -134,7 +137,7 @@ export async function watchJob(ctx: Context, id: string, flags: WatchFlags): Pro
 }
 
 export async function abort(ctx: Context, id: string): Promise<number> {
-  await show(ctx, await ctx.client.abort(id));
+  await show(ctx, await ctx.client.abort(id, { signal: ctx.signal }));
   return EXIT.OK;
 }
 

@@ -77,6 +77,19 @@ describe('jobs of tasks', () => {
     expect(refused.stderr).toMatch(/^error: INVALID_STATE: /);
   });
 
+  it('stops watching at Ctrl-C with exit 130, leaving the job running', async () => {
+    const job = await json(['submit', '--type', 'left', '--processor', 'demo.sleep', '--input', '{"ms":20000}']);
+    const result = await run(['watch', job.id], {
+      onStdout: (text, child) => {
+        if (text.includes(job.id)) child.kill('SIGINT');
+      },
+    });
+    expect(result.code).toBe(130);
+    expect(result.stderr).toBe(`error: INTERRUPTED: stopped watching; job ${job.id} goes on (jobs watch ${job.id})\n`);
+    expect((await json(['get', job.id])).status).not.toMatch(/SUCCEEDED|FAILED|ABORTED/);
+    await run(['abort', job.id]);
+  });
+
   it('writes JSON Lines while it watches with --json: each new state, the settled one last', async () => {
     const result = await run(['submit', '--type', 'lines', '--processor', 'demo.sleep', '--input', '{"ms":1500}']);
     expect(result.code).toBe(0);

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -78,6 +78,8 @@ export interface RunOptions {
   cwd?: string;
   /** The command to run instead of `node dist/cli.js` (an installed `jobs`). */
   command?: string[];
+  /** Told of each chunk of stdout as it comes, with the child (to signal it, say). */
+  onStdout?: (text: string, child: ChildProcess) => void;
 }
 
 /** util-linux `script`, which gives a child a pseudo-terminal; the TTY tests need it. */
@@ -104,7 +106,10 @@ export function jobs(args: string[], options: RunOptions = {}): Promise<Run> {
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      options.onStdout?.(stdout, child);
+    });
     child.stderr.on('data', (chunk) => (stderr += chunk));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
