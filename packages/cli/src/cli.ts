@@ -62,7 +62,7 @@ const program = new Command(name)
   .version(pkg.version)
   .addOption(new Option('--endpoint <url>', 'the API base URL').env('JOBS_ENDPOINT'))
   .addOption(
-    new Option('--auth <mode>', 'how to authenticate (default: none on 127.0.0.1/localhost, else iam)')
+    new Option('--auth <mode>', 'how to authenticate (default: jwt with a token, none on 127.0.0.1, else iam)')
       .choices(AUTH_MODES)
       .env('JOBS_AUTH'),
   )

@@ -74,7 +74,8 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /**
  * Flags (and the variables commander reads for them) win, then the profile. Without an auth mode,
- * a loopback endpoint (the local stack) gets `none` and any other `iam`, the deployed API's default.
+ * a token means `jwt`; else a loopback endpoint (the local stack) gets `none` and any other `iam`,
+ * the deployed API's default.
  */
 export function connect(flags: Settings & { profile?: string }, env: NodeJS.ProcessEnv = process.env): Connection {
   const profile = profileSettings(flags.profile, env);
@@ -91,7 +92,7 @@ export function connect(flags: Settings & { profile?: string }, env: NodeJS.Proc
   } catch {
     throw new UsageError(`endpoint '${endpoint}' is not a URL`);
   }
-  const mode = pick('auth') ?? (LOOPBACK.has(url.hostname) ? 'none' : 'iam');
+  const mode = pick('auth') ?? (pick('token') ? 'jwt' : LOOPBACK.has(url.hostname) ? 'none' : 'iam');
   if (!AUTH_MODES.includes(mode)) throw new UsageError(`auth '${mode}': expected one of ${AUTH_MODES.join(', ')}`);
   if (mode === 'jwt') {
     const token = pick('token');

@@ -65,7 +65,8 @@ describe('--auth jwt', () => {
     );
     const job = JSON.parse(submitted.stdout) as { id: string; owner: string };
     expect(job.owner).toBe(jwtOwner('sub', 'carol'));
-    const got = await jobs(['get', job.id, '--json'], { env: { ...env, JOBS_TOKEN: token } });
+    // A token alone picks jwt.
+    const got = await jobs(['get', job.id, '--json'], { env: { ...env, JOBS_AUTH: undefined, JOBS_TOKEN: token } });
     expect(JSON.parse(got.stdout)).toMatchObject({ id: job.id });
 
     const missing = await jobs(['get', job.id], { env });
