@@ -82,7 +82,7 @@ Examples:
   ${name} submit --type greet --processor demo.echo --input '{"hello":"world"}' --watch
   ${name} ls --status FAILED --meta team=ops
   ${name} batch rows.csv --processor demo.rows --chunk-size 100
-  ${name} download 01J… errors -o errors.jsonl
+  ${name} download ID errors -o errors.jsonl
 
 Exit codes: 0 ok, 2 usage, 3 refused by the API, 4 not found, 5 auth, 6 unreachable or server error,
 10 job FAILED, 11 job ABORTED, 12 timed out, 130 interrupted, 1 anything else.`,
