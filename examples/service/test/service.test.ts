@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildOnce, jobs as cli, hasScript, jsonLines, root } from '../../../packages/cli/test/support.js';
 import type { LocalJobs } from '../scripts/dev.js';
 
 /**
@@ -48,6 +49,8 @@ function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv
 beforeAll(async () => {
   const built = await run('npm', ['run', 'build:packages'], { timeoutMs: 300_000 });
   expect(built.code, built.stderr).toBe(0);
+  // The CLI as its own tests build it (under their lock), for the part that runs it.
+  await buildOnce();
 }, 300_000);
 
 it('type-checks against the types the packages ship (the root typecheck leaves it out: it needs them built)', async () => {
@@ -58,6 +61,8 @@ it('type-checks against the types the packages ship (the root typecheck leaves i
 describe('on npm start with processors.local.json', () => {
   let jobs: LocalJobs;
   let submit: typeof import('../src/submit.js');
+  /** What the client part saw: the CLI part holds its own run of the same file to it. */
+  let seen: Awaited<ReturnType<typeof import('../src/submit.js').runInvoices>> | undefined;
 
   beforeAll(async () => {
     const { startLocalJobs } = await import('../scripts/dev.js');
@@ -68,6 +73,7 @@ describe('on npm start with processors.local.json', () => {
 
   it('prices the CSV as a batch (bad rows failing alone) and renders its invoices, retrying the unavailable renderer', async () => {
     const result = await submit.runInvoices(submit.clientFromEnv({ JOBS_ENDPOINT: jobs.endpoint }));
+    seen = result;
     const { batch, failedRows, priced, job } = result;
 
     expect(batch.status).toBe('SUCCEEDED');
@@ -141,6 +147,82 @@ describe('on npm start with processors.local.json', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  describe.skipIf(!hasScript)('the same through the CLI (jobs, spawned on a pseudo-terminal)', () => {
+    // The stack's endpoint, without credentials (as its LOCAL_AUTH=none expects).
+    const flags = () => ['--endpoint', jobs.endpoint, '--auth', 'none'];
+    // What the submitter puts in its batch body, as the CLI's flags carry it.
+    const context = { currency: 'EUR', taxPercent: 19, discontinued: ['FAX-001'] };
+    /** The CLI's exit code for a job that ended so (its README's table). */
+    const EXIT_OF: Record<string, number> = { SUCCEEDED: 0, FAILED: 10, ABORTED: 11 };
+    // The pseudo-terminal turns \n into \r\n.
+    const screen = (text: string) => text.replaceAll('\r\n', '\n');
+
+    it('batch prices the CSV with a progress bar, exits as the batch ended, and rows lists the lines the client saw fail', async () => {
+      expect(seen, 'the client part ran first').toBeDefined();
+      const ran = await cli(
+        [
+          'batch',
+          'examples/service/data/invoice-lines.csv',
+          '--processor',
+          'invoice.lines',
+          '--type',
+          'invoice.lines',
+          '--chunk-size',
+          '5',
+          '--max-failed-rows',
+          '5',
+          '--context',
+          JSON.stringify(context),
+          ...flags(),
+        ],
+        { tty: true, cwd: root, env: { NO_COLOR: '1' } },
+      );
+      const out = screen(ran.stdout);
+      expect(ran.code, out).toBe(EXIT_OF[seen?.batch.status ?? '']);
+      expect(out).toMatch(/upload █+ 100% \| \d+\/\d+ bytes/);
+      const { total, failed: failures } = seen?.batch.counts ?? { total: -1, failed: -1 };
+      // 12 rows in chunks of 5: 3 chunks.
+      expect(out).toContain(`100% | ${total}/${total} rows | ${failures} failed | chunks 3/3 | ${seen?.batch.status}`);
+      expect(out).toMatch(/█+ 100% \| /);
+      const id = /^│ id +│ (\S+) +│$/m.exec(out)?.[1];
+      expect(id, out).toBeDefined();
+
+      const rows = await cli(['rows', id as string, '--status', 'FAILED', '--json', ...flags()]);
+      expect(rows.code, rows.stderr).toBe(0);
+      const failed = jsonLines(rows.stdout);
+      expect(failed.map(({ line, status, error }) => ({ line, status, error }))).toEqual(
+        seen?.failedRows.map(({ line, status, error }) => ({ line, status, error })),
+      );
+      expect(failed).toHaveLength(3);
+    }, 120_000);
+
+    it('submit and watch of one render job exit 0, its task retried past the unavailable renderer', async () => {
+      const input = {
+        invoice: 'INV-0001',
+        customer: 'Acme GmbH',
+        currency: 'EUR',
+        gross: 19_207,
+        unavailableAttempts: 2,
+      };
+      const submit = ['submit', '--type', 'invoice.render', '--processor', 'invoice.render'];
+      const submitted = await cli([...submit, '--input', JSON.stringify(input), '--json', ...flags()]);
+      expect(submitted.code, submitted.stderr).toBe(0);
+      const { id } = JSON.parse(submitted.stdout) as { id: string };
+
+      const watched = await cli(['watch', id, ...flags()], { tty: true, env: { NO_COLOR: '1' } });
+      expect(watched.code, screen(watched.stdout)).toBe(0);
+      expect(screen(watched.stdout)).toMatch(/│ status +│ SUCCEEDED 100%, 1\/1 task done +│/);
+
+      const got = await cli(['get', id, '--json', ...flags()]);
+      expect(got.code, got.stderr).toBe(0);
+      const view = JSON.parse(got.stdout) as { status: string; tasks: { status: string; attempts: number }[] };
+      expect(view.status).toBe('SUCCEEDED');
+      expect(view.tasks).toHaveLength(1);
+      expect(view.tasks[0]?.status).toBe('SUCCEEDED');
+      expect(view.tasks[0]?.attempts).toBeGreaterThan(1);
+    }, 120_000);
+  });
 });
 
 it('npm run dev: starts the stack with the processors, runs the submitter, stops, and exits 0', async () => {
