@@ -1,5 +1,7 @@
+import type { Auth, SignRequest } from './auth.js';
 import { errorOf } from './errors.js';
-import type { SignRequest } from './sigv4.js';
+
+export type { Auth, AwsCredentials } from './auth.js';
 
 /** Retries of one call: on 5xx, 429 and network failures, after a full-jitter backoff. */
 export interface RetryOptions {
@@ -10,21 +12,6 @@ export interface RetryOptions {
   /** No backoff, nor a server's `Retry-After`, waits longer than this (default 2000 ms). */
   maxDelayMs?: number;
 }
-
-export interface AwsCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-  expiration?: Date;
-}
-
-export type Auth =
-  /** SigV4 (an API behind IAM auth). Credentials default to the standard chain (env, profile, SSO, IMDS…) in Node. */
-  | { type: 'iam'; region?: string; credentials?: AwsCredentials | (() => Promise<AwsCredentials>) }
-  /** A bearer token (an API behind a JWT authorizer); a function is asked before every request. */
-  | { type: 'jwt'; token: string | (() => Promise<string>) }
-  /** No credentials (the local stack in LOCAL_AUTH=none); `owner` names the local principal to act as. */
-  | { type: 'none'; owner?: string };
 
 export interface TransportOptions {
   endpoint: string;

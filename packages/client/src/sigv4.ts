@@ -1,14 +1,6 @@
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { Auth, AwsCredentials } from './http.js';
-
-/** Adds a SigV4 signature to one request's headers. */
-export type SignRequest = (request: {
-  method: string;
-  url: URL;
-  headers: Record<string, string>;
-  body: string | undefined;
-}) => Promise<Record<string, string>>;
+import type { Auth, AwsCredentials, SignRequest } from './auth.js';
 
 /** `https://abc.execute-api.eu-west-1.amazonaws.com` → `eu-west-1`. */
 const EXECUTE_API_HOST = /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/;
