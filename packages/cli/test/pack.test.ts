@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../../local/stack.js';
+import { packBuilt } from '../../../test/support/pack.js';
 import { startTestStack } from '../../../test/support/stack.js';
 import { buildOnce, jobs, pkg, root } from './support.js';
 
@@ -26,18 +27,8 @@ afterAll(async () => {
   if (project) rmSync(project, { recursive: true, force: true });
 });
 
-type Packed = { filename: string; files: { path: string }[] };
-
-/**
- * `npm pack` of a built package. Its prepack (the build) is skipped: buildOnce has just built it,
- * and a second build here would empty dist/ under the other test files that run the CLI from it.
- */
-async function pack(dir: string): Promise<Packed> {
-  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', project], {
-    cwd: dir,
-  });
-  return (JSON.parse(stdout.slice(stdout.indexOf('['))) as Packed[])[0]!;
-}
+/** A second build here would empty dist/ under the other test files that run the CLI from it. */
+const pack = (dir: string) => packBuilt(dir, project);
 
 describe('npm pack', () => {
   it('installs with the client into an empty project, where npx jobsctl and its jobs run against the local stack', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../../local/stack.js';
+import { packBuilt } from '../../../test/support/pack.js';
 import { startTestStack } from '../../../test/support/stack.js';
 
 /**
@@ -71,9 +72,9 @@ export async function use(): Promise<string> {
 
 describe('npm pack', () => {
   it('installs into an empty project, imports by name with types, and runs a job on the local stack', async () => {
-    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', project], { cwd: pkg });
-    const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
-    const files = packed!.files.map((file) => file.path);
+    await run('npm', ['run', 'build'], { cwd: pkg });
+    const packed = await packBuilt(pkg, project);
+    const files = packed.files.map((file) => file.path);
     expect(files).toContain('dist/index.js');
     expect(files).toContain('dist/index.d.ts');
     expect(files).toContain('README.md');
@@ -81,7 +82,7 @@ describe('npm pack', () => {
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-app', private: true, type: 'module' }));
     await run(
       'npm',
-      ['install', '--no-audit', '--no-fund', '--prefer-offline', `./${packed!.filename}`, '@aws-sdk/client-sqs'],
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', `./${packed.filename}`, '@aws-sdk/client-sqs'],
       { cwd: project },
     );
 
