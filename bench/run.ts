@@ -28,11 +28,13 @@ const { values } = parseArgs({
     profile: { type: 'string', default: 'embedded' },
     scenarios: {
       type: 'string',
-      default: 'queue,queue-nofind,http,http-nofind,concurrent100,sequential20,batch100,batch1000,bundles,kit,client',
+      default:
+        'queue,queue-nofind,http,http-nofind,latency,concurrent100,concurrent1000,sequential20,batch100,batch1000,bundles,kit,client',
     },
   },
 });
 const JOBS = Number(values.jobs);
+const PROFILE = values.profile === 'aws-local' ? 'aws-local' : 'embedded';
 
 process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
 
@@ -43,7 +45,12 @@ interface Scenario {
   jobs: number;
   tasksPerJob: number;
   body: (i: number) => Record<string, unknown>;
-  via: 'queue' | 'http';
+  /**
+   * `queue`: sent ten to a request as fast as they go; `http`: POSTed by 16 callers at once;
+   * `http-wait`: 4 callers, each POSTs one job and long-polls it (`?wait=20`) until it ends, so the
+   * latency is submit → terminal as a user waiting on one job sees it.
+   */
+  via: 'queue' | 'http' | 'http-wait';
 }
 
 const echoJob = (i: number) => ({ type: 'bench', tasks: [{ processor: 'demo.echo', input: { i } }] });
@@ -61,6 +68,18 @@ const all: Scenario[] = [
       type: 'bench-c',
       strategy: 'concurrent',
       tasks: Array.from({ length: 100 }, (_, t) => ({ processor: 'demo.echo', input: { i, t } })),
+    }),
+  },
+  { name: 'latency', jobs: Math.min(JOBS, 500), tasksPerJob: 1, body: echoJob, via: 'http-wait' },
+  {
+    name: 'concurrent1000',
+    jobs: 2,
+    tasksPerJob: 1000,
+    via: 'http',
+    body: (i) => ({
+      type: 'bench-c',
+      strategy: 'concurrent',
+      tasks: Array.from({ length: 1000 }, (_, t) => ({ processor: 'demo.echo', input: { i, t } })),
     }),
   },
   {
@@ -100,7 +119,11 @@ async function finished(stack: LocalStack, doc: DynamoDBDocumentClient): Promise
 }
 
 async function run(scenario: Scenario) {
-  const stack = await startLocalStack({ port: 0, ...(scenario.env ? { handlerEnv: scenario.env } : {}) });
+  const stack = await startLocalStack({
+    port: 0,
+    profile: PROFILE,
+    ...(scenario.env ? { handlerEnv: scenario.env } : {}),
+  });
   const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}));
   const sqs = new SQSClient({});
   const meter = new Meter();
@@ -122,6 +145,28 @@ async function run(scenario: Scenario) {
         }));
         await sqs.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
       }
+    } else if (scenario.via === 'http-wait') {
+      let next = 0;
+      const caller = async () => {
+        while (next < scenario.jobs) {
+          const i = next++;
+          const t0 = performance.now();
+          const submitted = await fetch(`${stack.info.api}/v1/jobs`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(scenario.body(i)),
+          });
+          const { id } = (await submitted.json()) as { id: string };
+          if (submitted.status !== 202) throw new Error(`submit answered ${submitted.status}`);
+          for (;;) {
+            const read = await fetch(`${stack.info.api}/v1/jobs/${id}?wait=20`);
+            const { status } = (await read.json()) as { status: string };
+            if (['SUCCEEDED', 'FAILED', 'ABORTED'].includes(status)) break;
+          }
+          latencies.push(performance.now() - t0);
+        }
+      };
+      await Promise.all(Array.from({ length: 4 }, caller));
     } else {
       let next = 0;
       const worker = async () => {
@@ -182,23 +227,31 @@ for (const scenario of scenarios) {
   const provisioned = dollars(billedUsage, 'provisioned');
   const tasks = scenario.jobs * scenario.tasksPerJob;
   const sfn = stepFunctions(scenario.tasksPerJob, 1, 1);
+  const latency = outcome.latencies.length
+    ? {
+        p50: Number(percentile(outcome.latencies, 50).toFixed(1)),
+        p99: Number(percentile(outcome.latencies, 99).toFixed(1)),
+      }
+    : null;
   const result = {
     scenario: scenario.name,
+    profile: PROFILE,
     jobs: scenario.jobs,
     tasksPerJob: scenario.tasksPerJob,
     wallSeconds: Number(outcome.seconds.toFixed(2)),
     jobsPerSecond: Number((scenario.jobs / outcome.seconds).toFixed(1)),
     tasksPerSecond: Number((tasks / outcome.seconds).toFixed(1)),
-    submitLatencyMs: outcome.latencies.length
-      ? {
-          p50: Number(percentile(outcome.latencies, 50).toFixed(1)),
-          p99: Number(percentile(outcome.latencies, 99).toFixed(1)),
-        }
-      : null,
+    // http: the POST's answer; http-wait (latency): submit → terminal, as a caller waiting on it sees it.
+    submitLatencyMs: scenario.via === 'http' ? latency : null,
+    terminalLatencyMs: scenario.via === 'http-wait' ? latency : null,
     peakRssMb: Math.round(outcome.peakRss / 1024 / 1024),
     perJob: Object.fromEntries(
       Object.entries(billedUsage).map(([k, v]) => [k, Number((v / scenario.jobs).toFixed(3))]),
     ),
+    dollarsPerMillionTasks: {
+      onDemand: Number(perMillion(onDemand.total, tasks).toFixed(3)),
+      provisioned: Number(perMillion(provisioned.total, tasks).toFixed(3)),
+    },
     dollarsPerMillionJobs: {
       onDemand: Number(perMillion(onDemand.total, scenario.jobs).toFixed(3)),
       provisioned: Number(perMillion(provisioned.total, scenario.jobs).toFixed(3)),
@@ -221,7 +274,7 @@ for (const scenario of scenarios) {
   };
   results.push(result);
   console.log(
-    `${result.wallSeconds} s, ${result.jobsPerSecond} jobs/s, $${result.dollarsPerMillionJobs.onDemand}/M on demand, $${result.dollarsPerMillionJobs.provisioned}/M provisioned`,
+    `${result.wallSeconds} s, ${result.jobsPerSecond} jobs/s, $${result.dollarsPerMillionJobs.onDemand}/M jobs on demand ($${result.dollarsPerMillionTasks.onDemand}/M tasks), $${result.dollarsPerMillionJobs.provisioned}/M provisioned${result.terminalLatencyMs ? `, submit → terminal p50 ${result.terminalLatencyMs.p50} ms p99 ${result.terminalLatencyMs.p99} ms` : ''}`,
   );
 }
 
@@ -229,11 +282,7 @@ const batches: BatchBenchResult[] = [];
 for (const chunkSize of [100, 1000]) {
   if (!values.scenarios.split(',').includes(`batch${chunkSize}`)) continue;
   process.stdout.write(`batch${chunkSize}: ${values.rows} rows… `);
-  const result = await batchBench(
-    Number(values.rows),
-    chunkSize,
-    values.profile === 'aws-local' ? 'aws-local' : 'embedded',
-  );
+  const result = await batchBench(Number(values.rows), chunkSize, PROFILE);
   batches.push(result);
   console.log(
     `${result.wallSeconds} s, ${result.rowsPerSecond} rows/s, peak RSS ${result.peakRssMb} MB, $${result.dollarsPerMillionRows.onDemand}/M rows on demand, $${result.dollarsPerMillionRows.provisioned}/M provisioned (Distributed Map ≈ $${result.dollarsPerMillionRows.distributedMapExpress100})`,
@@ -267,9 +316,9 @@ const commit = execSync('git rev-parse --short HEAD').toString().trim();
 const date = new Date().toISOString();
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
-const file = join(dir, `${date.slice(0, 16).replace(/:/g, '')}-${commit}.json`);
+const file = join(dir, `${date.slice(0, 16).replace(/:/g, '')}-${commit}-${PROFILE}.json`);
 writeFileSync(
   file,
-  `${JSON.stringify({ commit, date, node: process.version, prices: PRICES, results, batches, bundles, kit, client }, null, 2)}\n`,
+  `${JSON.stringify({ commit, date, profile: PROFILE, node: process.version, prices: PRICES, results, batches, bundles, kit, client }, null, 2)}\n`,
 );
 console.log(`results → ${file.slice(join(import.meta.dirname, '..').length + 1)}`);
