@@ -3,6 +3,7 @@ import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -154,6 +155,23 @@ export class DynamoJobStore implements JobStore, ExpiredItems {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
       // A refused retry of a Put that had in fact committed is our write, not a lost race.
       return (await this.readItem(job.id))?.writeId === item.writeId;
+    }
+  }
+
+  async discard(id: string, version: number): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: jobItemKey(id),
+          ConditionExpression: 'version = :version',
+          ExpressionAttributeValues: { ':version': version },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      return false;
     }
   }
 

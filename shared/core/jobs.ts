@@ -92,7 +92,7 @@ export class Jobs {
 
   /**
    * Makes prepared jobs real, answering each in order. Replays are answered without sending or
-   * writing anything; the jobs of tasks go out together (their first messages ten to an SQS
+   * writing anything (but for one whose first messages may never have gone, see `unsent`); the jobs of tasks go out together (their first messages ten to an SQS
    * request), each batch on its own.
    */
   async commit(
@@ -100,12 +100,20 @@ export class Jobs {
     options: { lookUp?: readonly boolean[] } = {},
   ): Promise<(Submitted | { error: unknown })[]> {
     const replays = await this.replays(prepared, options.lookUp);
-    const fresh = prepared.map((_, i) => i).filter((i) => replays[i] === undefined);
+    // A job of tasks never changed since its write may never have had its first messages (its
+    // submitter died in between): its replay goes through the task engine, which sends them.
+    const unsent = (i: number) => {
+      const replay = replays[i];
+      return typeof replay === 'object' && replay.kind !== 'batch' && replay.version === 1;
+    };
+    const fresh = prepared.map((_, i) => i).filter((i) => replays[i] === undefined || unsent(i));
     const taskJobs = fresh.filter((i) => prepared[i]!.kind !== 'batch');
     const batchJobs = fresh.filter((i) => prepared[i]!.kind === 'batch');
     const outcomes: (Submitted | { error: unknown } | undefined)[] = prepared.map(() => undefined);
-    // The tasks' messages go out first: should that send fail, nothing at all is written.
-    const done = await this.deps.tasks.commit(taskJobs.map((i) => prepared[i] as Transition));
+    const done = await this.deps.tasks.commit(
+      taskJobs.map((i) => prepared[i] as Transition),
+      taskJobs.map((i) => (unsent(i) ? (replays[i] as Job) : undefined)),
+    );
     done.forEach((outcome, n) => {
       outcomes[taskJobs[n]!] = outcome;
     });
@@ -119,7 +127,7 @@ export class Jobs {
     return prepared.map((next, i) => {
       const replay = replays[i];
       try {
-        if (typeof replay === 'object') return replayOf(next.job, replay);
+        if (typeof replay === 'object' && !unsent(i)) return replayOf(next.job, replay);
         if (typeof replay === 'number') {
           // A second submission of one job in this very commit gets the answer its first got.
           const first = outcomes[replay];

@@ -22,6 +22,11 @@ export interface JobStore {
   peek(id: string): Promise<AnyJob | undefined>;
   /** Writes `job` only if the stored version is still `expectedVersion`; false when another write won. */
   replace(job: AnyJob, expectedVersion: number): Promise<boolean>;
+  /**
+   * Deletes a job only while its stored version is still `version`: the undo of a submission whose
+   * first messages could not be sent. False when it is gone or has changed since.
+   */
+  discard(id: string, version: number): Promise<boolean>;
   /** Unfinished jobs (and batches whose outputs are not assembled yet) created before `createdBefore`. */
   activeJobs(createdBefore: Date): AsyncIterable<{ id: string; kind: AnyJob['kind'] }>;
 }

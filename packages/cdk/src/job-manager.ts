@@ -285,10 +285,13 @@ export class JobManager extends Construct {
     allow('api', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
     allow('api', ['dynamodb:Query'], findIndexes);
     allow('api', ['dynamodb:BatchGetItem'], jobItems);
+    // The two that submit take back (DeleteItem, conditioned on its version) a job just written
+    // whose first messages could not be sent.
+    allow('api', ['dynamodb:DeleteItem'], jobItems);
     allow('worker', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
     allow('deadLetters', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], jobItems);
     // Submits only: creates jobs (and their idempotency items), reads the one a duplicate names.
-    allow('submitConsumer', ['dynamodb:GetItem', 'dynamodb:PutItem'], jobItems);
+    allow('submitConsumer', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], jobItems);
     // Reads unfinished jobs (and a stalled batch's tallies) to re-send lost messages, writing the
     // tasks' new tickets first (and, after a restart, lapsing the leases of workers that are gone).
     allow('sweeper', ['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'], jobItems);

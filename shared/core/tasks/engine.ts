@@ -1,5 +1,5 @@
 import { type CallFailure, callProcessor } from '../call-processor.js';
-import { createOnce, type Submitted } from '../create-job.js';
+import { createOnce, replayOf, type Submitted } from '../create-job.js';
 import { type DeliveryHooks, DONE, messageAge, retryIn, UNBORN_JOB_GRACE_MS, type Verdict } from '../delivery.js';
 import { NotFoundError } from '../errors.js';
 import type { Job } from '../model.js';
@@ -72,26 +72,55 @@ export class TaskEngine {
   }
 
   /**
-   * Makes prepared jobs real: all their first messages go out together (ten to an SQS request),
-   * then each job is written. Send first, then write: if the send fails nothing is written (the
-   * caller gets an error and may retry), and a message whose job is never written finds none and
-   * is dropped, so no job is ever left without its first messages.
+   * Makes prepared jobs real: each job is written, then all their first messages go out together
+   * (ten to an SQS request). Write first, then send, so that a worker never receives a message
+   * for a job not written yet (on an engine whose long poll answers at once, a third of the jobs
+   * did, and their worker waited inside its invocation). Should the send fail, the jobs written
+   * here are discarded, so a failed send leaves nothing behind (the caller gets an error and may
+   * retry); a message that did go finds no job and is dropped. Should the submitter die between
+   * the write and the send, the job's replay — the submit message redelivered, the caller's retry
+   * with its key, or a replay found by an earlier look-up (`known`) — sends its first messages
+   * again: a job not changed since it was written (version 1) may never have had them.
    */
-  async commit(prepared: Transition[]): Promise<(Submitted | { error: unknown })[]> {
-    await this.deps.queue.send(prepared.flatMap(({ job, enqueue }) => enqueue.map((task) => taskMessage(job, task))));
-    return Promise.all(
-      prepared.map(async ({ job }) => {
+  async commit(
+    prepared: Transition[],
+    known: readonly (Job | undefined)[] = [],
+  ): Promise<(Submitted | { error: unknown })[]> {
+    const written = await Promise.all(
+      prepared.map(async ({ job }, i): Promise<Submitted | { error: unknown }> => {
         try {
-          const submitted = await createOnce(this.deps.store, job);
-          if (submitted.created) {
-            this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: job.tasks.length });
-          }
-          return submitted;
+          const existing = known[i];
+          return existing ? replayOf(job, existing) : await createOnce(this.deps.store, job);
         } catch (error) {
           return { error };
         }
       }),
     );
+    const sends = written.map((outcome, i) => {
+      if ('error' in outcome || (!outcome.created && outcome.job.version !== 1)) return [];
+      return prepared[i]!.enqueue.map((task) => taskMessage(outcome.job as Job, task));
+    });
+    try {
+      await this.deps.queue.send(sends.flat());
+    } catch (error) {
+      await Promise.all(
+        written.map(async (outcome, i) => {
+          if ('error' in outcome || !outcome.created) return;
+          const { id, version } = outcome.job;
+          const discarded = await this.deps.store.discard(id, version).catch(() => false);
+          // Not discarded: it changed (a message did go and ran) or the store failed too; the
+          // caller's retry replays it, and a job left unchanged re-sends its first messages then.
+          if (!discarded) this.log('warn', 'job kept after its first messages failed to send', { jobId: id });
+        }),
+      );
+      return written.map((outcome, i) => (sends[i]!.length > 0 ? { error } : outcome));
+    }
+    for (const outcome of written) {
+      if ('error' in outcome || !outcome.created) continue;
+      const { job } = outcome;
+      this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: (job as Job).tasks.length });
+    }
+    return written;
   }
 
   /** Abort. `first`: the job as just read (the facade routed on it), so the first try reads nothing. */

@@ -74,6 +74,21 @@ export function jobStoreContract(name: string, store: () => JobStore): void {
       expect((await store().read(job.id))?.name).toBe('next');
     });
 
+    it('discards a job only while it is the version named: a job changed since stays', async () => {
+      const kept = tasksJob(id('discard-kept'));
+      const gone = tasksJob(id('discard-gone'));
+      await store().create(kept);
+      await store().create(gone);
+      expect(await store().replace({ ...kept, version: 2 }, 1)).toBe(true);
+      expect(await store().discard(kept.id, 1)).toBe(false);
+      expect(await store().discard(gone.id, 1)).toBe(true);
+      expect(await store().read(gone.id)).toBeUndefined();
+      expect((await store().read(kept.id))?.version).toBe(2);
+      expect(await store().discard(gone.id, 1)).toBe(false);
+      // Its id is free again: the caller's retry makes the job afresh.
+      expect(await store().create(gone)).toEqual({ created: true });
+    });
+
     it('refuses to replace a job that was never created', async () => {
       const job = tasksJob(id('absent'));
       expect(await store().replace({ ...job, version: 2 }, 1)).toBe(false);

@@ -35,7 +35,7 @@ export class MemoryJobStore implements JobStore {
   private readonly retentionDays: number;
   private readonly retentionByType: Record<string, number>;
   /** Every conditional write, won or lost, in order: what a test may count. */
-  readonly writes: { id: string; kind: 'create' | 'replace'; won: boolean }[] = [];
+  readonly writes: { id: string; kind: 'create' | 'replace' | 'discard'; won: boolean }[] = [];
 
   constructor(options: MemoryJobStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -83,6 +83,14 @@ export class MemoryJobStore implements JobStore {
     const won = stored !== undefined && stored.version === expectedVersion;
     if (won) this.items.set(job.id, this.encode(job));
     this.writes.push({ id: job.id, kind: 'replace', won });
+    return won;
+  }
+
+  async discard(id: string, version: number): Promise<boolean> {
+    const stored = this.live(this.items, id);
+    const won = stored !== undefined && stored.version === version;
+    if (won) this.items.delete(id);
+    this.writes.push({ id, kind: 'discard', won });
     return won;
   }
 

@@ -483,11 +483,12 @@ describe('a job too crowded to write', () => {
 describe('submitting', () => {
   const body = { type: 'report', tasks: [{ processor: 'echo', input: 1 }] };
 
-  it('sends the first messages, then writes the job: a failed send writes nothing', async () => {
+  it('writes the job, then sends its first messages: a failed send leaves nothing behind', async () => {
     const w = world();
     w.queue.failNextSend();
     await expect(w.engine.submit(body, 'alice')).rejects.toThrow('queue unavailable');
     expect(w.store.ids()).toEqual([]);
+    expect(w.store.writes.map((write) => write.kind)).toEqual(['create', 'discard']);
     const { job, created } = await w.engine.submit(body, 'alice');
     expect(created).toBe(true);
     expect(w.queue.sent.map((e) => e.body)).toEqual([
@@ -495,11 +496,48 @@ describe('submitting', () => {
     ]);
   });
 
-  it('answers a keyed replay with the first job, sending nothing', async () => {
+  it('never sends a message before its job is written, so no worker looks for a job not there yet', async () => {
+    const w = world();
+    const seen: boolean[] = [];
+    const send = w.queue.send.bind(w.queue);
+    w.queue.send = async (messages, options) => {
+      for (const message of messages) seen.push(w.store.ids().includes(message.jobId));
+      return send(messages, options);
+    };
+    await w.engine.submit(
+      { type: 'report', strategy: 'concurrent', tasks: [{ processor: 'echo' }, { processor: 'echo' }] },
+      'alice',
+    );
+    expect(seen).toEqual([true, true]);
+  });
+
+  it('re-sends the first messages on the replay of a job its submitter wrote but did not send', async () => {
+    const w = world();
+    // The submitter died between its write and its send: the job is there, its message is not.
+    w.queue.failNextSend();
+    const discard = w.store.discard.bind(w.store);
+    w.store.discard = async () => false;
+    await expect(w.engine.submit(body, 'alice', 'key-died')).rejects.toThrow('queue unavailable');
+    w.store.discard = discard;
+    expect(w.queue.sent).toHaveLength(0);
+    const replay = await w.engine.submit(body, 'alice', 'key-died');
+    expect(replay.created).toBe(false);
+    expect(w.queue.sent.map((e) => e.body)).toEqual([
+      { jobId: replay.job.id, task: 0, ticket: (replay.job as Job).tasks[0]!.ticket },
+    ]);
+    expect(await w.deliver(w.take())).toEqual({ kind: 'done' });
+    expect((await w.job(replay.job.id)).status).toBe('SUCCEEDED');
+    // Once it has moved on, a replay sends nothing more.
+    await w.engine.submit(body, 'alice', 'key-died');
+    expect(w.queue.sent).toHaveLength(1);
+  });
+
+  it('answers a keyed replay with the first job, sending nothing once the job has moved on', async () => {
     const w = world();
     const first = await w.engine.submit(body, 'alice', 'key-1');
+    await w.deliver(w.take());
     const replay = await w.engine.submit(body, 'alice', 'key-1');
-    expect(replay).toEqual({ job: first.job, created: false });
+    expect(replay).toMatchObject({ job: { id: first.job.id, status: 'SUCCEEDED' }, created: false });
     expect(w.queue.sent).toHaveLength(1);
     // The key is the owner's: another owner's same key is another job.
     const bobs = await w.engine.submit(body, 'bob', 'key-1');
@@ -516,7 +554,7 @@ describe('submitting', () => {
     expect(await w.job(first.job.id)).toEqual(first.job);
   });
 
-  it('still refuses a mismatch the replay look-up missed, and the refused request’s message runs nothing', async () => {
+  it('still refuses a mismatch the replay look-up missed, and sends nothing for the refused request', async () => {
     const w = world();
     // The look-up is an eventually consistent read: a moment after the first write, it misses it.
     w.store.lagPeeks();
@@ -524,8 +562,8 @@ describe('submitting', () => {
     const other = { type: 'report', tasks: [{ processor: 'echo', input: 2 }] };
     await expect(w.engine.submit(other, 'alice', 'key-3')).rejects.toBeInstanceOf(IdempotencyMismatchError);
     w.store.settle();
-    // Both messages went out; the refused request's carries a ticket the job never issued.
-    expect(w.queue.pending).toHaveLength(2);
+    // The write refused it before anything was sent.
+    expect(w.queue.pending).toHaveLength(1);
     await w.queue.drain((envelope) => w.deliver(envelope));
     expect(w.invoker.calls.map((c) => c.request.task.input)).toEqual([1]);
   });
