@@ -100,27 +100,41 @@ export class TaskEngine {
       if ('error' in outcome || (!outcome.created && outcome.job.version !== 1)) return [];
       return prepared[i]!.enqueue.map((task) => taskMessage(outcome.job as Job, task));
     });
+    const created = (i: number) => !('error' in written[i]!) && (written[i] as Submitted).created;
+    const answers = [...written];
     try {
-      await this.deps.queue.send(sends.flat());
+      await this.deps.queue.send(sends.filter((_, i) => created(i)).flat());
     } catch (error) {
       await Promise.all(
         written.map(async (outcome, i) => {
-          if ('error' in outcome || !outcome.created) return;
-          const { id, version } = outcome.job;
+          if (!created(i)) return;
+          const { id, version } = (outcome as Submitted).job;
           const discarded = await this.deps.store.discard(id, version).catch(() => false);
           // Not discarded: it changed (a message did go and ran) or the store failed too; the
           // caller's retry replays it, and a job left unchanged re-sends its first messages then.
           if (!discarded) this.log('warn', 'job kept after its first messages failed to send', { jobId: id });
+          answers[i] = { error };
         }),
       );
-      return written.map((outcome, i) => (sends[i]!.length > 0 ? { error } : outcome));
     }
-    for (const outcome of written) {
+    const again = sends.filter((_, i) => !created(i)).flat();
+    if (again.length > 0) {
+      // A replay's copies carry the job's own tickets, so they are held back past an attempt's
+      // unwritten first second: should the first messages have gone after all, their run has
+      // either ended or written its start by then, and a copy finds it and runs nothing.
+      const delaySeconds = Math.ceil(this.recordStartAfterMs / 1000) + 2;
+      await this.deps.queue.send(again, { delaySeconds }).catch((error: unknown) => {
+        sends.forEach((messages, i) => {
+          if (!created(i) && messages.length > 0) answers[i] = { error };
+        });
+      });
+    }
+    for (const outcome of answers) {
       if ('error' in outcome || !outcome.created) continue;
       const { job } = outcome;
       this.log('info', 'job submitted', { jobId: job.id, type: job.type, tasks: (job as Job).tasks.length });
     }
-    return written;
+    return answers;
   }
 
   /** Abort. `first`: the job as just read (the facade routed on it), so the first try reads nothing. */

@@ -525,6 +525,8 @@ describe('submitting', () => {
     expect(w.queue.sent.map((e) => e.body)).toEqual([
       { jobId: replay.job.id, task: 0, ticket: (replay.job as Job).tasks[0]!.ticket },
     ]);
+    // Held back past an attempt's unwritten first second, in case the first message did go.
+    expect(w.queue.sent[0]!.delaySeconds).toBe(3);
     expect(await w.deliver(w.take())).toEqual({ kind: 'done' });
     expect((await w.job(replay.job.id)).status).toBe('SUCCEEDED');
     // Once it has moved on, a replay sends nothing more.
