@@ -244,6 +244,13 @@ for (const scenario of scenarios) {
     // http: the POST's answer; http-wait (latency): submit → terminal, as a caller waiting on it sees it.
     submitLatencyMs: scenario.via === 'http' ? latency : null,
     terminalLatencyMs: scenario.via === 'http-wait' ? latency : null,
+    // Each miss is a worker that found its job not written yet and waited to look again (at most
+    // one invocation per miss), so this is a floor on the invocations that never waited.
+    workerInvocationsThatNeverWaited: (() => {
+      const invocations = byOperation['Lambda.jobs-local-worker']?.lambdaInvocations ?? 0;
+      const misses = byOperation['DynamoDB.GetItem']?.readMisses ?? 0;
+      return invocations ? Number(Math.max(0, 1 - misses / invocations).toFixed(4)) : null;
+    })(),
     peakRssMb: Math.round(outcome.peakRss / 1024 / 1024),
     perJob: Object.fromEntries(
       Object.entries(billedUsage).map(([k, v]) => [k, Number((v / scenario.jobs).toFixed(3))]),

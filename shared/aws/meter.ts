@@ -23,6 +23,11 @@ export interface Usage {
   sqsRequests: number;
   /** SQS receives that returned no message (the event source's idle polling). */
   emptyReceives: number;
+  /**
+   * Strongly consistent GetItems that found nothing: in a run of jobs, a worker looking for a job
+   * not written yet (the wait issue 19 removes); a read of a missing job otherwise.
+   */
+  readMisses: number;
   s3Put: number;
   s3Get: number;
   lambdaInvocations: number;
@@ -38,6 +43,7 @@ const empty = (): Usage => ({
   indexWrites: 0,
   sqsRequests: 0,
   emptyReceives: 0,
+  readMisses: 0,
   s3Put: 0,
   s3Get: 0,
   lambdaInvocations: 0,
@@ -206,7 +212,10 @@ function billed(meter: Meter, service: string, command: string, input: Any, outp
           ),
         0,
       );
-      if (DYNAMO_READS.has(command)) return { rru: table + reportedIndexes };
+      if (DYNAMO_READS.has(command)) {
+        const missed = command === 'GetItemCommand' && input.ConsistentRead === true && !output?.Item;
+        return { rru: table + reportedIndexes, ...(missed ? { readMisses: 1 } : {}) };
+      }
       let indexes = reportedIndexes;
       if (!indexes && command === 'PutItemCommand') {
         indexes = indexWrites(meter.indexes.get(input.TableName) ?? [], native(output?.Attributes), native(input.Item));
