@@ -7,10 +7,12 @@ import { type BuildOptions, build } from 'esbuild';
 import { esbuildOptions } from '../packages/cdk/src/bundling.js';
 import { resources } from '../shared/resources.js';
 
+const root = join(import.meta.dirname, '..');
+
 /** How the JobManager construct bundles a handler (packages/cdk/src/bundling.ts): one ESM file, SDK inside. */
 export function bundleOptions(entry: string, outfile: string): BuildOptions {
   // The bench measures the code alone; the deployed source map is a file beside it.
-  return { ...esbuildOptions(entry, outfile), sourcemap: false };
+  return { ...esbuildOptions(entry, outfile, root), sourcemap: false };
 }
 
 /**
@@ -18,7 +20,6 @@ export function bundleOptions(entry: string, outfile: string): BuildOptions {
  * cold init of its module — the median time a fresh Node process takes to import it.
  */
 export async function measureBundles(runs = 5) {
-  const root = join(import.meta.dirname, '..');
   const dir = mkdtempSync(join(tmpdir(), 'jobs-bundles-'));
   try {
     const results: Record<string, { bytes: number; gzipBytes: number; coldInitMs: number }> = {};
