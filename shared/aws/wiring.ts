@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { getSecret } from '@aws-lambda-powertools/parameters/secrets';
 import { BatchEngine, DEFAULT_INPUT_POLICY } from '../core/batches/engine.js';
 import { DEFAULT_READ_LIMITS } from '../core/batches/formats.js';
 import { Finder } from '../core/find.js';
@@ -107,13 +106,15 @@ const processCursorKey = randomBytes(32).toString('base64url');
 
 /**
  * The key that signs cursors: `CURSOR_KEY`, or the Secrets Manager secret `CURSOR_SECRET_ARN`
- * names (the CDK stack generates one; Powertools caches it for five minutes), else this process's own.
+ * names (the CDK stack generates one, for the API), read by the function's `secret` part, else
+ * this process's own.
  */
-function cursorKey(env: Settings): () => Promise<string> {
+function cursorKey(env: Settings, secret: WiringParts['secret'], name: string): () => Promise<string> {
   return async () => {
     if (env.CURSOR_KEY) return env.CURSOR_KEY;
     if (!env.CURSOR_SECRET_ARN) return processCursorKey;
-    const value = await getSecret(env.CURSOR_SECRET_ARN, { maxAge: 300 });
+    if (!secret) throw new Error(`${name} signs no cursors: its wiring was built without a secret reader`);
+    const value = await secret(env.CURSOR_SECRET_ARN);
     if (typeof value !== 'string' || value === '') throw new Error('The cursor key secret is empty');
     return value;
   };
@@ -121,10 +122,14 @@ function cursorKey(env: Settings): () => Promise<string> {
 
 /**
  * What only some functions need, handed in by those that do, so that the others' bundles leave
- * it (and the SDK client behind it) out: calling processors (the worker, with the Lambda client).
+ * it (and the SDK client behind it) out: calling processors (the worker, with the Lambda client),
+ * and reading the cursor key's secret (the API, the one function that signs cursors, with the
+ * Secrets Manager client).
  */
 export interface WiringParts {
   invoker?: (env: NodeJS.ProcessEnv) => ProcessorInvoker;
+  /** The value of the Secrets Manager secret `arn`, cached as the reader sees fit. */
+  secret?: (arn: string) => Promise<unknown>;
 }
 
 /** The invoker of a function that calls no processors: reaching it is a bug in the wiring. */
@@ -164,7 +169,7 @@ export function wiringFromEnv(
   // The invoker reads a processor's secret (`secretEnv`) when it calls it, so it gets the live environment.
   const invoker = parts.invoker ? parts.invoker(env) : noInvoker(name);
   const leaseMarginSeconds = positiveNumber(settings.LEASE_MARGIN_SECONDS, 10);
-  const cursors = new Cursors(cursorKey(settings));
+  const cursors = new Cursors(cursorKey(settings, parts.secret, name));
   const batches = new BatchEngine({
     store,
     tallies: new DynamoTallyStore(doc, named.table, retentionDays),

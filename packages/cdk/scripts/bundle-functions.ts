@@ -14,6 +14,6 @@ const out = join(import.meta.dirname, '..', 'lambda');
 rmSync(out, { recursive: true, force: true });
 for (const [key, fn] of Object.entries(resources.functions)) {
   mkdirSync(join(out, key), { recursive: true });
-  await build({ ...esbuildOptions(join(root, fn.entry), join(out, key, BUNDLING.outfile)), absWorkingDir: root });
+  await build(esbuildOptions(join(root, fn.entry), join(out, key, BUNDLING.outfile), root));
   console.log(`bundled ${fn.entry} → lambda/${key}/${BUNDLING.outfile}`);
 }

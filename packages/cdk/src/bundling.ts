@@ -12,15 +12,22 @@ export const BUNDLING = {
   mainFields: ['module', 'main'],
   // Bundle the AWS SDK too: tree-shaken and pinned, rather than the runtime's copy.
   externalModules: [] as string[],
+  /**
+   * Modules the bundle takes from the project instead (paths from its root): the SDK's default
+   * credential chain, of which Lambda only ever answers the first link (the environment), gives
+   * way to that link alone, and the STS and SSO clients of the others stay out.
+   */
+  alias: { '@aws-sdk/credential-provider-node': './shared/lambda/credentials.ts' } as Record<string, string>,
   // Some CommonJS dependencies call require(); an ES module has none of its own.
   banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
   /** What NodejsFunction names an ESM bundle: the handler is `index.<export>`. */
   outfile: 'index.mjs',
 } as const;
 
-/** The same settings in esbuild's own terms (what NodejsFunction passes on its command line). */
-export function esbuildOptions(entry: string, outfile: string) {
+/** The same settings in esbuild's own terms (what NodejsFunction passes on its command line, run in `projectRoot`). */
+export function esbuildOptions(entry: string, outfile: string, projectRoot: string) {
   return {
+    absWorkingDir: projectRoot,
     entryPoints: [entry],
     outfile,
     bundle: true,
@@ -31,6 +38,7 @@ export function esbuildOptions(entry: string, outfile: string) {
     sourcemap: BUNDLING.sourceMap,
     mainFields: [...BUNDLING.mainFields],
     external: [...BUNDLING.externalModules],
+    alias: { ...BUNDLING.alias },
     banner: { js: BUNDLING.banner },
     logLevel: 'error' as const,
   };

@@ -91,6 +91,8 @@ export function jobsFunction(scope: Construct, id: string, options: JobsFunction
       mainFields: [...BUNDLING.mainFields],
       externalModules: [...BUNDLING.externalModules],
       banner: BUNDLING.banner,
+      // No alias option of its own: esbuild's flag, resolved in projectRoot as esbuildOptions does.
+      esbuildArgs: { '--alias': Object.entries(BUNDLING.alias).map(([from, to]) => `${from}=${to}`) },
       logLevel: nodejs.LogLevel.ERROR,
     },
   });
