@@ -63,10 +63,15 @@ export interface FunctionDeclaration {
 export interface EventSourceDeclaration {
   queue: QueueKey;
   function: FunctionKey;
-  /** Messages per invocation (≤ 10 keeps one ReceiveMessage per batch). */
+  /** Messages per invocation (≤ 10 keeps one ReceiveMessage per batch; above 10 needs a window). */
   batchSize: number;
   /** Concurrent pollers/invocations for this mapping. */
   maxConcurrency: number;
+  /**
+   * Lambda's MaximumBatchingWindowInSeconds (0–300): how long a batch may gather messages before
+   * it goes out less than full. An environment may override it (`batchingWindowSeconds`).
+   */
+  maximumBatchingWindowSeconds: number;
 }
 
 export interface ScheduleDeclaration {
@@ -197,11 +202,14 @@ const api = {
   publicRoutes: ['GET /v1/health', 'HEAD /v1/health', 'GET /v1/openapi.json'],
 };
 
-const eventSources: EventSourceDeclaration[] = [
-  { queue: 'work', function: 'worker', batchSize: 10, maxConcurrency: 4 },
-  { queue: 'submit', function: 'submitConsumer', batchSize: 10, maxConcurrency: 2 },
-  { queue: 'workDlq', function: 'deadLetters', batchSize: 10, maxConcurrency: 1 },
-];
+const eventSources = [
+  { queue: 'work', function: 'worker', batchSize: 10, maxConcurrency: 4, maximumBatchingWindowSeconds: 0 },
+  { queue: 'submit', function: 'submitConsumer', batchSize: 10, maxConcurrency: 2, maximumBatchingWindowSeconds: 0 },
+  { queue: 'workDlq', function: 'deadLetters', batchSize: 10, maxConcurrency: 1, maximumBatchingWindowSeconds: 0 },
+] as const satisfies readonly EventSourceDeclaration[];
+
+/** The queues an event source reads: where a batching window can be set. */
+export type EventSourceQueue = (typeof eventSources)[number]['queue'];
 
 const schedules: Record<string, ScheduleDeclaration> = {
   // Daily: every path that can lose a message is repaired by redelivery, so this is a backstop,
