@@ -13,7 +13,7 @@ import { type BatchBenchResult, batchBench } from './batch.js';
 import { measureBundles } from './bundles.js';
 import { kitBench } from './kit.js';
 import { dollars, PRICES, stepFunctions } from './prices.js';
-import { type Shape, summary, type TrafficResult, trafficBench } from './traffic.js';
+import { parseWindows, type Shape, summary, type TrafficResult, trafficBench } from './traffic.js';
 
 /**
  * `npm run bench`: workloads on the embedded local stack with the request meter installed, priced
@@ -30,6 +30,8 @@ const { values } = parseArgs({
     /** trickle: jobs per second and for how many seconds (bench/traffic.ts). */
     rate: { type: 'string', default: '2' },
     seconds: { type: 'string', default: '60' },
+    /** burst and trickle: `declared`, `0`, or per queue `submit=1,work=0` (bench/traffic.ts). */
+    'batching-window': { type: 'string', default: 'declared' },
     scenarios: {
       type: 'string',
       default:
@@ -303,6 +305,7 @@ for (const shape of ['burst', 'trickle'] as Shape[]) {
     jobs: JOBS,
     rate: Number(values.rate),
     seconds: Number(values.seconds),
+    windows: parseWindows(values['batching-window']),
   });
   traffic.push(result);
   console.log(summary(result));

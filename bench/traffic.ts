@@ -3,7 +3,7 @@ import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { functionName, type LocalStack, startLocalStack } from '../local/stack.js';
 import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
-import { type FunctionKey, resources } from '../shared/resources.js';
+import { type EventSourceQueue, type FunctionKey, resources } from '../shared/resources.js';
 import { dollars } from './prices.js';
 
 /**
@@ -25,6 +25,27 @@ export interface TrafficOptions {
   /** trickle: jobs per second, and for how long. */
   rate?: number;
   seconds?: number;
+  /** Batching windows instead of the declared ones (see parseWindows). */
+  windows?: Partial<Record<EventSourceQueue, number>>;
+}
+
+/**
+ * `--batching-window`: `declared` (shared/resources.ts), `0` (every source without a window, as
+ * before windows existed), or per queue, `submit=1,work=0`.
+ */
+export function parseWindows(value: string): Partial<Record<EventSourceQueue, number>> | undefined {
+  if (value === 'declared') return undefined;
+  const queues = resources.eventSources.map((source) => source.queue as string);
+  if (/^\d+$/.test(value)) return Object.fromEntries(queues.map((queue) => [queue, Number(value)]));
+  const windows: Record<string, number> = {};
+  for (const part of value.split(',')) {
+    const [queue, seconds] = part.split('=');
+    if (!queue || !queues.includes(queue) || !/^\d+$/.test(seconds ?? '')) {
+      throw new Error(`--batching-window ${value}: 'declared', seconds, or queue=seconds for ${queues.join(', ')}`);
+    }
+    windows[queue] = Number(seconds);
+  }
+  return windows;
 }
 
 export interface FunctionFigures {
@@ -40,6 +61,8 @@ export interface TrafficResult {
   jobs: number;
   /** trickle only: the sending schedule. */
   rate: number | null;
+  /** The windows the event sources ran with, by queue. */
+  batchingWindowSeconds: Record<string, number>;
   sendSeconds: number;
   wallSeconds: number;
   jobsPerSecond: number;
@@ -146,7 +169,11 @@ export async function trafficBench(options: TrafficOptions): Promise<TrafficResu
   const rate = options.rate ?? 2;
   const seconds = options.seconds ?? 60;
   const jobs = shape === 'burst' ? (options.jobs ?? 10_000) : Math.round(rate * seconds);
-  const stack = await startLocalStack({ port: 0, profile });
+  const stack = await startLocalStack({
+    port: 0,
+    profile,
+    ...(options.windows ? { batchingWindowSeconds: options.windows } : {}),
+  });
   const doc = DynamoDBDocumentClient.from(new DynamoDBClient({}));
   const sqs = new SQSClient({});
   const meter = new Meter();
@@ -205,6 +232,12 @@ export async function trafficBench(options: TrafficOptions): Promise<TrafficResu
       profile,
       jobs,
       rate: shape === 'trickle' ? rate : null,
+      batchingWindowSeconds: Object.fromEntries(
+        resources.eventSources.map((source, i) => [
+          source.queue,
+          stack.eventSources[i]?.mapping.maximumBatchingWindowSeconds ?? 0,
+        ]),
+      ),
       sendSeconds: Number(sendSeconds.toFixed(2)),
       wallSeconds: Number(((last - started) / 1000).toFixed(2)),
       jobsPerSecond: Number((jobs / ((last - started) / 1000)).toFixed(1)),
@@ -244,7 +277,11 @@ export function summary(result: TrafficResult): string {
   const { worker, submitConsumer } = result.functions;
   const fn = (name: string, f: FunctionFigures) =>
     `${name} ${f.invocationsPerJob} inv/job, ${f.gbSecondsPerJob} GB-s/job, ${f.messagesPerInvocation} msgs/inv`;
+  const windows = Object.entries(result.batchingWindowSeconds)
+    .map(([queue, seconds]) => `${queue} ${seconds} s`)
+    .join(', ');
   return [
+    `windows ${windows}`,
     `${result.wallSeconds} s (sent in ${result.sendSeconds} s), ${result.jobsPerSecond} jobs/s`,
     fn('worker', worker),
     fn('submitConsumer', submitConsumer),
