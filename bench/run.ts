@@ -13,6 +13,7 @@ import { type BatchBenchResult, batchBench } from './batch.js';
 import { measureBundles } from './bundles.js';
 import { kitBench } from './kit.js';
 import { dollars, PRICES, stepFunctions } from './prices.js';
+import { parseWindows, type Shape, summary, type TrafficResult, trafficBench } from './traffic.js';
 
 /**
  * `npm run bench`: workloads on the embedded local stack with the request meter installed, priced
@@ -26,6 +27,11 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '1000000' },
     /** `aws-local` runs DynamoDB Local and moto in their own processes: the Node process is then ours alone. */
     profile: { type: 'string', default: 'embedded' },
+    /** trickle: jobs per second and for how many seconds (bench/traffic.ts). */
+    rate: { type: 'string', default: '2' },
+    seconds: { type: 'string', default: '60' },
+    /** burst and trickle: `declared`, `0`, or per queue `submit=1,work=0` (bench/traffic.ts). */
+    'batching-window': { type: 'string', default: 'declared' },
     scenarios: {
       type: 'string',
       default:
@@ -296,6 +302,22 @@ for (const chunkSize of [100, 1000]) {
   );
 }
 
+const traffic: TrafficResult[] = [];
+for (const shape of ['burst', 'trickle'] as Shape[]) {
+  if (!values.scenarios.split(',').includes(shape)) continue;
+  process.stdout.write(`${shape}… `);
+  const result = await trafficBench({
+    shape,
+    profile: PROFILE,
+    jobs: JOBS,
+    rate: Number(values.rate),
+    seconds: Number(values.seconds),
+    windows: parseWindows(values['batching-window']),
+  });
+  traffic.push(result);
+  console.log(summary(result));
+}
+
 const bundles = values.scenarios.split(',').includes('bundles') ? await measureBundles() : undefined;
 if (bundles) {
   console.log('bundles (minified ESM as deployed; cold init = median import time in a fresh process):');
@@ -326,6 +348,6 @@ mkdirSync(dir, { recursive: true });
 const file = join(dir, `${date.slice(0, 16).replace(/:/g, '')}-${commit}-${PROFILE}.json`);
 writeFileSync(
   file,
-  `${JSON.stringify({ commit, date, profile: PROFILE, node: process.version, prices: PRICES, results, batches, bundles, kit, client }, null, 2)}\n`,
+  `${JSON.stringify({ commit, date, profile: PROFILE, node: process.version, prices: PRICES, results, batches, traffic, bundles, kit, client }, null, 2)}\n`,
 );
 console.log(`results → ${file.slice(join(import.meta.dirname, '..').length + 1)}`);

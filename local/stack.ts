@@ -7,6 +7,7 @@ import { type ProcessorConfig, ProcessorRegistry } from '../shared/core/processo
 import { json } from '../shared/http/responses.js';
 import {
   type BucketKey,
+  type EventSourceQueue,
   type FunctionKey,
   physicalName,
   type QueueKey,
@@ -47,6 +48,7 @@ export interface ExtraEventSource {
   function: string;
   batchSize?: number;
   maxConcurrency?: number;
+  maximumBatchingWindowSeconds?: number;
 }
 
 export interface LocalStackOptions {
@@ -64,6 +66,8 @@ export interface LocalStackOptions {
   demo?: boolean;
   /** More processors to register (name → config), beside the demo ones. */
   processors?: Record<string, ProcessorConfig>;
+  /** Batching windows instead of the declared ones, by queue, as an environment's setting sets them in AWS. */
+  batchingWindowSeconds?: Partial<Record<EventSourceQueue, number>>;
   /** Fault injection on the declared event sources (`resend` applies to the work queue only). */
   chaos?: Chaos;
   /** Extra environment for the handlers (e.g. LEASE_MARGIN_SECONDS in fault tests). */
@@ -220,6 +224,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     stopping.unshift(async () => sqs.destroy());
     const declaredSources = resources.eventSources.map((source) => ({
       ...source,
+      maximumBatchingWindowSeconds:
+        options.batchingWindowSeconds?.[source.queue] ?? source.maximumBatchingWindowSeconds,
       function: functionName(stage, source.function),
       chaos: options.chaos && { ...options.chaos, resend: source.queue === 'work' && options.chaos.resend },
     }));
@@ -235,6 +241,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           functionName: source.function,
           batchSize: source.batchSize ?? 10,
           maxConcurrency: source.maxConcurrency ?? 1,
+          maximumBatchingWindowSeconds: source.maximumBatchingWindowSeconds ?? 0,
           longPoll: cloud.longPolls,
           ...('chaos' in source && source.chaos ? { chaos: source.chaos } : {}),
         },

@@ -14,8 +14,14 @@ export interface EventSourceMapping {
   queueUrl: string;
   queueArn: string;
   functionName: string;
+  /** Messages per invocation at most (above 10 only with a window, as in AWS). */
   batchSize: number;
   maxConcurrency: number;
+  /**
+   * Lambda's MaximumBatchingWindowInSeconds: how long a batch may gather messages before it goes
+   * out less than full. 0 (the default): each receive's messages go out at once.
+   */
+  maximumBatchingWindowSeconds?: number;
   /** Fault injection for tests and the fault suite. */
   chaos?: Chaos;
   /** The queue's engine answers a long poll on its first message (AWS, moto, LocalStack). */
@@ -40,6 +46,12 @@ const COPY_ATTRIBUTE = 'chaos-copy';
 const IDLE_PAUSE_MS = 100;
 /** Where long polls behave as in AWS: a short one, so a stop is never more than a second away. */
 const LONG_POLL_SECONDS = 1;
+/** Lambda's limit on a synchronous invocation's payload: a batch stops gathering before it. */
+export const MAX_BATCH_BYTES = 6 * 1024 * 1024;
+/** `{"Records":[]}` around the records. */
+const EVENT_ENVELOPE_BYTES = 14;
+/** SQS hands out at most ten messages per receive. */
+const RECEIVE_MAX = 10;
 
 export interface PollerStats {
   receives: number;
@@ -56,6 +68,12 @@ export interface PollerStats {
  * SQS event, then delete what succeeded. With a partial batch response only the reported messages
  * stay (they come back when their visibility lapses); a throw, a timeout or an unusable response
  * fails the whole batch, as in AWS.
+ *
+ * With a batching window a poller goes on receiving until the batch is full, its payload would
+ * pass 6 MB, or the window ends — the three ends AWS names. AWS times the window from the previous
+ * invocation's end, and at low traffic has been seen to hold a lone message up to its 20 s long
+ * poll whatever the window; here the window opens with a batch's first message, so a lone message
+ * waits the whole window: the latency a window costs when traffic is thin, never less.
  */
 export class SqsEventSource {
   readonly stats: PollerStats = {
@@ -67,6 +85,8 @@ export class SqsEventSource {
     failedItems: 0,
   };
   private running = false;
+  /** Per poller: received messages that did not fit its last batch's 6 MB and open its next one. */
+  private readonly carried = new Map<number, Message[]>();
   private readonly loops: Promise<void>[] = [];
   private readonly abort = new AbortController();
 
@@ -81,7 +101,7 @@ export class SqsEventSource {
   start(): void {
     if (this.running) return;
     this.running = true;
-    for (let i = 0; i < this.mapping.maxConcurrency; i++) this.loops.push(this.loop());
+    for (let i = 0; i < this.mapping.maxConcurrency; i++) this.loops.push(this.loop(i));
   }
 
   async stop(): Promise<void> {
@@ -90,10 +110,10 @@ export class SqsEventSource {
     await Promise.allSettled(this.loops);
   }
 
-  private async loop(): Promise<void> {
+  private async loop(poller: number): Promise<void> {
     while (this.running) {
       try {
-        const received = await this.pollOnce();
+        const received = await this.pollOnce(poller);
         if (received === 0 && !this.mapping.longPoll) await this.pause(IDLE_PAUSE_MS);
       } catch (error) {
         if (!this.running) return;
@@ -105,23 +125,80 @@ export class SqsEventSource {
 
   private pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.abort.signal.addEventListener('abort', () => {
+      const { signal } = this.abort;
+      const done = () => {
         clearTimeout(timer);
+        signal.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      // A window's short pauses come many a second: each takes its abort listener with it.
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 
-  /** One receive → invoke → delete round. Exposed so tests can step the mapping deterministically. */
-  async pollOnce(): Promise<number> {
+  /**
+   * One round: gather a batch (one receive without a window), invoke, delete. Exposed so tests can
+   * step the mapping deterministically; `poller` keeps each loop's carried messages its own.
+   */
+  async pollOnce(poller = 0): Promise<number> {
+    const Messages = await this.gather(poller);
+    if (Messages.length === 0) return 0;
+    const chaos = this.mapping.chaos ?? {};
+    if (chaos.resend) await this.resendCopies(Messages);
+    const rounds = chaos.redeliver ? 2 : 1;
+    await Promise.all(Array.from({ length: rounds }, () => this.deliver(Messages)));
+    return Messages.length;
+  }
+
+  /** A batch: what the window (if any) gathered until full, 6 MB, or its end. Empty when idle. */
+  private async gather(poller: number): Promise<Message[]> {
+    const { batchSize } = this.mapping;
+    const windowMs = (this.mapping.maximumBatchingWindowSeconds ?? 0) * 1000;
+    const batch: Message[] = [];
+    let bytes = 0;
+    let overflow = false;
+    const take = (messages: Message[]) => {
+      for (const [i, message] of messages.entries()) {
+        const size = this.recordBytes(message);
+        if (batch.length > 0 && EVENT_ENVELOPE_BYTES + bytes + size > MAX_BATCH_BYTES) {
+          this.carried.set(poller, messages.slice(i));
+          overflow = true;
+          return;
+        }
+        batch.push(message);
+        bytes += size;
+      }
+    };
+    take(this.carried.get(poller) ?? []);
+    if (!overflow) this.carried.delete(poller);
+    let closesAt = batch.length ? performance.now() + windowMs : undefined;
+    while (!overflow && batch.length < batchSize) {
+      const left = closesAt === undefined ? undefined : closesAt - performance.now();
+      if (left !== undefined && left <= 0) break;
+      // Within a window, a long poll only while it cannot outlast it (its wait is whole seconds).
+      const longPoll = this.mapping.longPoll === true && (left === undefined || left >= LONG_POLL_SECONDS * 1000);
+      const max = Math.min(RECEIVE_MAX, batchSize - batch.length);
+      const received = await this.receive(max, longPoll);
+      take(received);
+      if (windowMs === 0 || batch.length === 0) break;
+      closesAt ??= performance.now() + windowMs;
+      // The queue had no more for now: look again shortly, never past the window's end.
+      if (!longPoll && received.length < max) {
+        await this.pause(Math.max(0, Math.min(IDLE_PAUSE_MS, closesAt - performance.now())));
+      }
+    }
+    return batch;
+  }
+
+  private async receive(max: number, longPoll: boolean): Promise<Message[]> {
     // Lambda's event source mapping receives and deletes with the function's own role.
     const { Messages = [] } = await this.asFunction(() =>
       this.sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: this.mapping.queueUrl,
-          MaxNumberOfMessages: Math.min(10, this.mapping.batchSize),
-          WaitTimeSeconds: this.mapping.longPoll ? LONG_POLL_SECONDS : 0,
+          MaxNumberOfMessages: max,
+          WaitTimeSeconds: longPoll ? LONG_POLL_SECONDS : 0,
           // Both spellings: older emulators only know AttributeNames.
           AttributeNames: ['All'],
           MessageSystemAttributeNames: ['All'],
@@ -131,15 +208,8 @@ export class SqsEventSource {
       ),
     );
     this.stats.receives++;
-    if (Messages.length === 0) {
-      this.stats.emptyReceives++;
-      return 0;
-    }
-    const chaos = this.mapping.chaos ?? {};
-    if (chaos.resend) await this.resendCopies(Messages);
-    const rounds = chaos.redeliver ? 2 : 1;
-    await Promise.all(Array.from({ length: rounds }, () => this.deliver(Messages)));
-    return Messages.length;
+    if (Messages.length === 0) this.stats.emptyReceives++;
+    return Messages;
   }
 
   private asFunction<T>(call: () => Promise<T>): Promise<T> {
@@ -188,6 +258,11 @@ export class SqsEventSource {
       );
       this.stats.deleted += slice.length;
     }
+  }
+
+  /** What a message adds to the invocation's payload: its record, as JSON, and a comma. */
+  private recordBytes(message: Message): number {
+    return Buffer.byteLength(JSON.stringify(this.toRecord(message))) + 1;
   }
 
   private toRecord(message: Message): SQSRecord {

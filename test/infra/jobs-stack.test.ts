@@ -28,7 +28,7 @@ function synth(env: string, overrides: Record<string, unknown> = {}) {
 
 let dev: ReturnType<typeof synth>;
 let prod: ReturnType<typeof synth>;
-/** dev with the optional settings flipped: no reserved concurrency, CORS for one origin. */
+/** dev with the optional settings flipped: no reserved concurrency, CORS for one origin, a work-queue window. */
 let devUnset: ReturnType<typeof synth>;
 
 beforeAll(() => {
@@ -38,6 +38,7 @@ beforeAll(() => {
     apiReservedConcurrency: null,
     workerReservedConcurrency: null,
     corsOrigins: ['https://app.example.com'],
+    batchingWindowSeconds: { work: 2 },
   });
 }, 90_000);
 
@@ -113,6 +114,22 @@ describe('the CDK stack', () => {
       const fn = dev.all[refId(mapping.Properties.FunctionName) as string]!;
       expect(queue.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * fn.Properties.Timeout);
     }
+  });
+
+  it('gives each event source its declared batching window unless cdk.json overrides it, always stated', () => {
+    const windows = (synthed: typeof dev) =>
+      Object.fromEntries(
+        synthed.ofType('AWS::Lambda::EventSourceMapping').map(([, mapping]) => {
+          const queueName = synthed.all[refId(mapping.Properties.EventSourceArn) as string]!.Properties.QueueName;
+          const source = resources.eventSources.find(
+            (s) => physicalName('dev', resources.queues[s.queue].name) === queueName,
+          );
+          return [source?.queue, mapping.Properties.MaximumBatchingWindowInSeconds];
+        }),
+      );
+    const declared = Object.fromEntries(resources.eventSources.map((s) => [s.queue, s.maximumBatchingWindowSeconds]));
+    expect(windows(dev)).toEqual(declared);
+    expect(windows(devUnset)).toEqual({ ...declared, work: 2 });
   });
 
   it('blocks public access to the bucket, encrypts it, enforces TLS and expires old objects', () => {

@@ -343,6 +343,8 @@ export class JobManager extends Construct {
       this.functions[source.function].addEventSource(
         new sources.SqsEventSource(this.queues[source.queue], {
           batchSize: source.batchSize,
+          // Always stated, 0 too: a window an environment drops must go back to 0 on update.
+          maxBatchingWindow: Duration.seconds(config.batchingWindowSeconds[source.queue]),
           reportBatchItemFailures: true,
           maxConcurrency: source.queue === 'work' ? config.workerMaxConcurrency : Math.max(2, source.maxConcurrency),
         }),

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { type EventSourceQueue, resources } from '../../../shared/resources.js';
 
 /** Who may call the API: IAM (SigV4) principals, or bearers of JWTs from one issuer. */
 export type JobManagerAuth =
@@ -41,6 +42,13 @@ export interface JobManagerSettings {
   /** Upper bound on concurrent worker invocations the work queue's event source starts [10]. */
   workerMaxConcurrency?: number;
   /**
+   * Seconds an event source may gather messages before it invokes its function with a batch that
+   * is not full (Lambda's MaximumBatchingWindowInSeconds, 0–300), by queue: `{ "work": 1 }`. A
+   * window saves invocations and requests when traffic is thin, and costs a message up to that
+   * long on its way [as declared in shared/resources.ts].
+   */
+  batchingWindowSeconds?: Partial<Record<EventSourceQueue, number>>;
+  /**
    * Reserved concurrency: the API's is a cap, so long polls (`?wait=20` holds an invocation for up
    * to 20 s) cannot take the account's concurrency from the worker; the worker's is a guarantee, at
    * least what its event source may start. `null` reserves none (for an account with a low limit:
@@ -78,6 +86,21 @@ const authSchema = z.discriminatedUnion('mode', [
   }),
 ]);
 
+const windowSeconds = z.number().int().min(0).max(300);
+const declaredWindows = Object.fromEntries(
+  resources.eventSources.map((source) => [source.queue, source.maximumBatchingWindowSeconds]),
+) as Record<EventSourceQueue, number>;
+/** Only the declared event sources' queues; what is not given stays as declared. */
+const windowsSchema = z
+  .strictObject(
+    Object.fromEntries(resources.eventSources.map((source) => [source.queue, windowSeconds.optional()])) as Record<
+      EventSourceQueue,
+      z.ZodOptional<typeof windowSeconds>
+    >,
+  )
+  .transform((given): Record<EventSourceQueue, number> => ({ ...declaredWindows, ...given }))
+  .default(declaredWindows);
+
 /** The settings' ranges and defaults: validated at synth, so a bad value fails the synth rather than the deploy. */
 export const settingsSchema = z.strictObject({
   logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
@@ -93,6 +116,7 @@ export const settingsSchema = z.strictObject({
     .default({ rateLimit: 100, burstLimit: 200 }),
   memoryMb: z.record(z.string(), z.number().int().min(128).max(10240)).default({}),
   workerMaxConcurrency: z.number().int().min(2).max(1000).default(10),
+  batchingWindowSeconds: windowsSchema,
   apiReservedConcurrency: z.number().int().min(1).nullable().default(100),
   workerReservedConcurrency: z.number().int().min(1).nullable().default(10),
   corsOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s*]+$/, 'an origin: scheme://host[:port]')).default([]),
@@ -128,6 +152,23 @@ export function settingsConflicts(settings: ResolvedSettings, where = ''): strin
     problems.push(
       `${where}workerReservedConcurrency must be at least workerMaxConcurrency (${settings.workerMaxConcurrency}), or null`,
     );
+  }
+  for (const source of resources.eventSources) {
+    const window = settings.batchingWindowSeconds[source.queue];
+    const setting = `${where}batchingWindowSeconds.${source.queue}`;
+    // AWS refuses batches above ten without a window.
+    if (source.batchSize > 10 && window < 1) {
+      problems.push(`${setting} must be at least 1: its event source takes batches of ${source.batchSize}`);
+    }
+    // A message waits out the window in flight, then its batch runs: both within its visibility,
+    // or it is handed out again while its batch still runs.
+    const visibility = resources.queues[source.queue].visibilityTimeoutSeconds;
+    const timeout = resources.functions[source.function].timeoutSeconds;
+    if (window + timeout > visibility) {
+      problems.push(
+        `${setting} must be at most ${visibility - timeout}: with ${source.function}'s ${timeout} s it must fit the queue's ${visibility} s visibility timeout`,
+      );
+    }
   }
   return problems;
 }

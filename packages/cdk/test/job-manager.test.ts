@@ -169,6 +169,46 @@ describe('the JobManager construct', () => {
     }).toThrow(/workerReservedConcurrency must be at least workerMaxConcurrency/);
   });
 
+  it('sets each event source’s batching window from the declaration, overridden per queue by the settings', () => {
+    const windows = (props: JobManagerProps) => {
+      const { stack } = appAndStack();
+      const jobs = new JobManager(stack, 'Jobs', { stage: 'p', code: fromSource, ...props });
+      const template = Template.fromStack(stack);
+      const byQueue = Object.fromEntries(
+        Object.entries(jobs.queues).map(([key, queue]) => [stack.getLogicalId(queue.node.defaultChild as Json), key]),
+      );
+      return {
+        settings: jobs.settings.batchingWindowSeconds,
+        template: Object.fromEntries(
+          Object.values(template.findResources('AWS::Lambda::EventSourceMapping')).map((m: Json) => [
+            byQueue[m.Properties.EventSourceArn['Fn::GetAtt'][0]],
+            m.Properties.MaximumBatchingWindowInSeconds,
+          ]),
+        ),
+      };
+    };
+    const declared = Object.fromEntries(resources.eventSources.map((s) => [s.queue, s.maximumBatchingWindowSeconds]));
+    expect(windows({})).toEqual({ settings: declared, template: declared });
+    const overridden = { ...declared, work: 3, submit: 0 };
+    expect(windows({ batchingWindowSeconds: { work: 3, submit: 0 } })).toEqual({
+      settings: overridden,
+      template: overridden,
+    });
+  });
+
+  it('refuses a batching window AWS would refuse, or one that outlasts its queue’s visibility with the function', () => {
+    const build = (batchingWindowSeconds: Json) => () => {
+      const { stack } = appAndStack();
+      new JobManager(stack, 'Jobs', { stage: 'p', code: fromSource, batchingWindowSeconds });
+    };
+    expect(build({ work: 301 })).toThrow(/batchingWindowSeconds\.work/);
+    expect(build({ submit: 1.5 })).toThrow(/batchingWindowSeconds\.submit/);
+    expect(build({ submitDlq: 1 })).toThrow(/batchingWindowSeconds/);
+    // The submit queue's 180 s visibility holds the consumer's 30 s and at most 150 s of window.
+    expect(build({ submit: 151 })).toThrow(/batchingWindowSeconds\.submit must be at most 150/);
+    expect(build({ submit: 150 })).not.toThrow();
+  });
+
   it('grants submitting on the submit queue, calling the API and dropping batch inputs, each on its own resource', () => {
     const { stack } = appAndStack();
     const jobs = new JobManager(stack, 'Jobs', { code: fromSource });
