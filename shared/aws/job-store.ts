@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { BatchJob } from '../core/batches/model.js';
+import { taskId } from '../core/ids.js';
 import { expiresAfter, JOB_SORT_KEY, jobIdOfPartition, jobItemKey } from '../core/keys.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
 import type { AnyJob, ExpiredItems, JobStore } from '../core/ports.js';
@@ -66,7 +67,8 @@ type CompactAttributes = 'type' | 'status' | 'createdAt' | 'version';
  * plain JSON (a JSON document keeps any JSON number), and offloaded ones are absent beside their
  * `inputRef`/`resultRef`, as in the plain form.
  */
-type CompactBody = Omit<Job, CompactAttributes | 'id' | 'kind' | 'tasks'> & { tasks: Task[] };
+type CompactTask = Omit<Task, 'id'> & { id?: string };
+type CompactBody = Omit<Job, CompactAttributes | 'id' | 'kind' | 'tasks'> & { tasks: CompactTask[] };
 type CompactItem = Pick<Job, CompactAttributes> & {
   pk: string;
   sk: string;
@@ -389,10 +391,11 @@ function compactBody(job: Job, values: Value[]): CompactBody {
     tasks,
     ...fields
   } = job as Job & { expiresAt?: number };
-  const stored = tasks.map((task): Task => ({ ...task }));
+  // Every task id made so far is the job's id and the task's index: only another one is kept.
+  const stored = tasks.map(({ id, ...task }) => (id === taskId(job.id, task.index) ? task : { id, ...task }));
   for (const v of values) {
     if (v.ref === undefined) continue;
-    const task = stored[v.at] as Task;
+    const task = stored[v.at] as CompactTask;
     delete task[v.field];
     task[REF[v.field]] = v.ref;
   }
@@ -414,10 +417,11 @@ function compactItem(job: Job, values: Value[], storage: Storage): CompactItem {
 
 function fromCompact(item: CompactItem): Job {
   const body = JSON.parse(brotliDecompressSync(item.jobZ).toString('utf8')) as CompactBody;
+  const id = jobIdOfPartition(item.pk);
   return {
     ...body,
     // The attributes conditions and scans read are the truth; the document never holds them.
-    id: jobIdOfPartition(item.pk),
+    id,
     kind: 'tasks',
     type: item.type,
     status: item.status,
@@ -425,6 +429,7 @@ function fromCompact(item: CompactItem): Job {
     version: item.version,
     tasks: body.tasks.map((task) => ({
       ...task,
+      id: task.id ?? taskId(id, task.index),
       input: task.inputRef === undefined ? (task.input ?? null) : undefined,
     })),
   };

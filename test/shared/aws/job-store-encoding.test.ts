@@ -263,6 +263,24 @@ describe('the compact form', () => {
     expect(await new DynamoJobIndex(clients().doc, stack.info.tables.jobs).load([id])).toEqual([job]);
   });
 
+  it('keeps task ids that are not the job’s id and index (the document leaves out only those that are)', async () => {
+    const id = `compact-ids-${run}`;
+    const job = createJob(
+      {
+        type: 'compact',
+        strategy: 'sequential',
+        failFast: false,
+        tasks: [order(), order()].map((input) => ({ processor: 'p', input })),
+      },
+      { jobId: id, taskIds: [`${id}.0`, 'made-elsewhere'] },
+      new Date(),
+      { owner: 'o', requestHash: `hash-${id}` },
+    ).job;
+    await store.create(job);
+    expect((await rawItem(id))?.jobZ).toBeDefined();
+    expect((await store.get(id))?.tasks.map((task) => task.id)).toEqual([`${id}.0`, 'made-elsewhere']);
+  });
+
   it('keeps the item as written within budget: incompressible values beyond it move to S3, all read back', async () => {
     const id = `compact-budget-${run}`;
     // 7 × 60 KB of random text (each under the 64 KiB inline limit): 420 KB, past the budget.
