@@ -1,4 +1,5 @@
 import { execSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,7 +36,7 @@ const { values } = parseArgs({
     scenarios: {
       type: 'string',
       default:
-        'queue,queue-nofind,http,http-nofind,latency,concurrent100,concurrent1000,sequential20,batch100,batch1000,bundles,kit,client',
+        'queue,queue-nofind,payloads,payloads-find,http,http-nofind,latency,concurrent100,concurrent1000,sequential20,batch100,batch1000,bundles,kit,client',
     },
   },
 });
@@ -60,9 +61,39 @@ interface Scenario {
 }
 
 const echoJob = (i: number) => ({ type: 'bench', tasks: [{ processor: 'demo.echo', input: { i } }] });
+const hex = (n: number) =>
+  randomBytes(Math.ceil(n / 2))
+    .toString('hex')
+    .slice(0, n);
+/**
+ * A real payload: an order of 12 line items of random ids and amounts, ~1,000 bytes of JSON and new
+ * for every job (a repeated template would compress to nothing and flatter the encoding). demo.echo
+ * answers it back, so the result is as large. `payloads` runs with Find off, `payloads-find` with it on.
+ */
+const orderJob = (i: number) => ({
+  type: 'bench-order',
+  tasks: [
+    {
+      processor: 'demo.echo',
+      input: {
+        order: `ord-${hex(12)}`,
+        customer: `cus-${hex(10)}`,
+        i,
+        lines: Array.from({ length: 12 }, () => ({
+          sku: hex(8),
+          orderId: `${hex(8)}-${hex(4)}-${hex(4)}`,
+          qty: 1 + Math.floor(Math.random() * 20),
+          amount: Math.round(Math.random() * 1_000_000) / 100,
+        })),
+      },
+    },
+  ],
+});
 const all: Scenario[] = [
   { name: 'queue', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'queue' },
   { name: 'queue-nofind', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'queue', env: { SEARCH_INDEX: 'off' } },
+  { name: 'payloads', jobs: JOBS, tasksPerJob: 1, body: orderJob, via: 'queue', env: { SEARCH_INDEX: 'off' } },
+  { name: 'payloads-find', jobs: JOBS, tasksPerJob: 1, body: orderJob, via: 'queue' },
   { name: 'http', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'http' },
   { name: 'http-nofind', jobs: JOBS, tasksPerJob: 1, body: echoJob, via: 'http', env: { SEARCH_INDEX: 'off' } },
   {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { brotliCompressSync, brotliDecompressSync, constants } from 'node:zlib';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
@@ -11,40 +11,69 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { BatchJob } from '../core/batches/model.js';
+import { taskId } from '../core/ids.js';
 import { expiresAfter, JOB_SORT_KEY, jobIdOfPartition, jobItemKey } from '../core/keys.js';
 import { isTerminal, type Job, type Task } from '../core/model.js';
 import type { AnyJob, ExpiredItems, JobStore } from '../core/ports.js';
 import { type SearchKeys, searchKeys } from '../core/search.js';
+import { dynamoItemSize } from './meter.js';
 import type { S3PayloadStore } from './payloads.js';
 
 /** How long finished jobs (and so their idempotency keys) are kept. */
 export const DEFAULT_RETENTION_DAYS = 30;
 
-/** DynamoDB refuses items over 400 KB; above this estimate the largest values move to S3. */
+/**
+ * DynamoDB refuses items over 400 KB. While the item as written, or the JSON a read of it inflates,
+ * is over this, the largest values move to S3.
+ */
 export const ITEM_BUDGET_BYTES = 350_000;
 
 /**
- * A task list whose JSON is at least this long is stored brotli-compressed (`tasksZ`). Every task
- * change rewrites the whole item and DynamoDB bills each started KB, so a 100-task job's list
- * (~20 KB as a list of maps, ~3 KB compressed) costs a seventh as much per write. Lists under a KB
- * would not bill fewer units and stay readable in the console.
+ * DynamoDB bills a write by every started KB of the larger of the item before and after it, and a
+ * job is written at least twice (create, finish). An item that fits one unit as plain attributes is
+ * written plain (readable in the console); any larger one is written compact (`jobZ`), which keeps
+ * a job with a ~1 KB input and result in one unit per write instead of two. The ceiling leaves room
+ * for the engines' own rounding of number sizes (dynalite's differs from ours by a byte per number).
  */
-export const COMPRESS_TASKS_FROM_BYTES = 1024;
+export const PLAIN_ITEM_MAX_BYTES = 1000;
 
 /**
- * A task as stored: user values as JSON text (`input`, `result`), or, once offloaded, only the key
- * of the S3 object holding that text (`inputRef`, `resultRef`). The two never share an attribute, so
- * no user value can pass for a reference.
+ * A task as stored in the plain form: user values as JSON text (`input`, `result`), or, once
+ * offloaded, only the key of the S3 object holding that text (`inputRef`, `resultRef`). The two
+ * never share an attribute, so no user value can pass for a reference.
  */
 type TaskItem = Omit<Task, 'input' | 'result'> & { input?: string; result?: string };
+/** The plain form: every field an attribute of its own, the tasks a list of maps. */
 type JobItem = Omit<Job, 'meta' | 'tasks'> & {
   pk: string;
   sk: string;
   meta?: string;
-  /** The tasks, either as a list or, from COMPRESS_TASKS_FROM_BYTES, as brotli-compressed JSON. */
   tasks?: TaskItem[];
+  /** Written before the compact form: the task list as brotli-compressed JSON. Still read. */
   tasksZ?: Uint8Array;
   /** Random per write: tells our own committed write from someone else's when a retried Put is refused. */
+  writeId: string;
+  expiresAt?: number;
+} & Partial<SearchKeys>;
+
+/**
+ * What the compact form keeps as attributes: what conditions, the sweeper's Scan, the TTL and Find's
+ * indexes read (`status`, `createdAt`, `version`, `expiresAt`, `type`, the search keys), and the
+ * keys. The id is the partition key's, the kind is `tasks` (batches are always plain).
+ */
+type CompactAttributes = 'type' | 'status' | 'createdAt' | 'version';
+/**
+ * Everything else, brotli-compressed as one JSON document, so the user's values (inputs, results,
+ * meta) and the random ids and hashes around them share one compression. Inside it user values are
+ * plain JSON (a JSON document keeps any JSON number), and offloaded ones are absent beside their
+ * `inputRef`/`resultRef`, as in the plain form.
+ */
+type CompactTask = Omit<Task, 'id'> & { id?: string };
+type CompactBody = Omit<Job, CompactAttributes | 'id' | 'kind' | 'tasks'> & { tasks: CompactTask[] };
+type CompactItem = Pick<Job, CompactAttributes> & {
+  pk: string;
+  sk: string;
+  jobZ: Uint8Array;
   writeId: string;
   expiresAt?: number;
 } & Partial<SearchKeys>;
@@ -59,15 +88,17 @@ type BatchItem = Omit<BatchJob, 'meta' | 'batch'> & {
   expiresAt?: number;
 } & Partial<SearchKeys>;
 
-export type StoredItem = JobItem | BatchItem;
+export type StoredItem = JobItem | CompactItem | BatchItem;
 
 /**
  * Jobs on DynamoDB: one item per job, tasks inside it, so every transition is one conditional
  * single-item write on `version` (no transactions).
  *
- * User values (meta, task inputs and results) are stored as JSON text: any JSON number survives
- * (DynamoDB's number type would refuse some), and sizes are known before the write. Values over
- * the inline limit, and the largest ones while the item is over budget, live in S3 under keys
+ * User values (meta, task inputs and results) are stored as JSON, never as DynamoDB types: any
+ * JSON number survives (DynamoDB's number type would refuse some), and sizes are known before the
+ * write. An item is written plain while it fits one write unit and compact past that (see
+ * PLAIN_ITEM_MAX_BYTES); both are read, and so is the older form with a compressed task list. Values
+ * over the inline limit, and the largest ones while the item is over budget, live in S3 under keys
  * unique to the request (inputs) or attempt (results), so no write can overwrite another's value.
  *
  * Finished jobs get a TTL; expired ones read as absent even before DynamoDB's TTL (or an emulator
@@ -272,7 +303,7 @@ export class DynamoJobStore implements JobStore, ExpiredItems {
       ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
       batch: { ...batch, context: JSON.stringify(batch.context) },
       ...(this.search ? searchKeys(job) : {}),
-      writeId: randomUUID(),
+      writeId: randomBytes(12).toString('base64url'),
     };
     if (isTerminal(job.status) && job.endedAt) {
       item.expiresAt = expiresAfter(job.endedAt, this.retention(job.type));
@@ -280,63 +311,146 @@ export class DynamoJobStore implements JobStore, ExpiredItems {
     return item;
   }
 
-  private async toItem(job: Job): Promise<JobItem> {
-    const { expiresAt: _expires, meta, tasks: _tasks, ...fields } = job as Job & { expiresAt?: number };
+  private async toItem(job: Job): Promise<JobItem | CompactItem> {
     const inputTag = job.requestHash.slice(0, 16);
-    const values: { task: TaskItem; field: 'input' | 'result'; name: string }[] = [];
-    const tasks = job.tasks.map((task) => {
-      const { input, result, ...rest } = task;
-      const encoded: TaskItem = { ...rest };
+    // Each inline user value as the JSON text that would be stored, and the S3 key it takes if not.
+    const values: Value[] = [];
+    job.tasks.forEach((task, at) => {
       if (task.inputRef === undefined) {
-        encoded.input = JSON.stringify(input ?? null);
-        values.push({ task: encoded, field: 'input', name: `${inputTag}/${task.index}/input` });
+        values.push(value(at, 'input', `${inputTag}/${task.index}/input`, JSON.stringify(task.input ?? null)));
       }
-      if (task.resultRef === undefined && result !== undefined) {
-        encoded.result = JSON.stringify(result);
-        values.push({ task: encoded, field: 'result', name: `${task.index}/result-${task.attempts}` });
+      if (task.resultRef === undefined && task.result !== undefined) {
+        values.push(value(at, 'result', `${task.index}/result-${task.attempts}`, JSON.stringify(task.result)));
       }
-      return encoded;
     });
-    const item: JobItem = {
-      ...fields,
+    const storage: Storage = {
       ...jobItemKey(job.id),
-      ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
-      tasks,
       ...(this.search ? searchKeys(job) : {}),
-      writeId: randomUUID(),
+      writeId: randomBytes(12).toString('base64url'),
+      ...(isTerminal(job.status) && job.endedAt
+        ? { expiresAt: expiresAfter(job.endedAt, this.retention(job.type)) }
+        : {}),
     };
-    if (isTerminal(job.status) && job.endedAt) {
-      item.expiresAt = expiresAfter(job.endedAt, this.retention(job.type));
-    }
+    const offload = async (v: Value) => {
+      v.ref = await this.payloads.offloadText(job.id, v.name, v.text);
+    };
+    const largestInline = () => values.filter((v) => v.ref === undefined).sort((a, b) => b.bytes - a.bytes);
+    await Promise.all(values.filter((v) => v.bytes > this.payloads.inlineLimitBytes).map(offload));
 
-    const offload = async (value: (typeof values)[number]) => {
-      const text = value.task[value.field];
-      if (text === undefined) return;
-      const ref = await this.payloads.offloadText(job.id, value.name, text);
-      delete value.task[value.field];
-      value.task[value.field === 'input' ? 'inputRef' : 'resultRef'] = ref;
-    };
-    const inline = (value: (typeof values)[number]) => Buffer.byteLength(value.task[value.field] ?? '');
-    await Promise.all(values.filter((v) => inline(v) > this.payloads.inlineLimitBytes).map(offload));
-    let size = Buffer.byteLength(JSON.stringify(item));
-    if (size > ITEM_BUDGET_BYTES) {
-      const largest = values.filter((v) => v.task[v.field] !== undefined).sort((a, b) => inline(b) - inline(a));
-      for (const value of largest) {
-        if (size <= ITEM_BUDGET_BYTES) break;
-        size -= inline(value);
-        await offload(value);
-      }
+    const plain = plainItem(job, values, storage);
+    if (dynamoItemSize(plain) <= PLAIN_ITEM_MAX_BYTES) return plain;
+
+    // Every read inflates and parses the whole document, so what it holds is bounded, not only what is stored.
+    let raw = Buffer.byteLength(JSON.stringify(compactBody(job, values)));
+    for (const v of largestInline()) {
+      if (raw <= ITEM_BUDGET_BYTES) break;
+      raw -= v.bytes;
+      await offload(v);
     }
-    return compressTasks(item);
+    let item = compactItem(job, values, storage);
+    // And what DynamoDB stores must fit its limit, measured on the item as written.
+    for (const v of largestInline()) {
+      if (dynamoItemSize(item) <= ITEM_BUDGET_BYTES) break;
+      await offload(v);
+      item = compactItem(job, values, storage);
+    }
+    return item;
   }
 }
 
-function compressTasks(item: JobItem): JobItem {
-  const json = JSON.stringify(item.tasks);
-  if (Buffer.byteLength(json) < COMPRESS_TASKS_FROM_BYTES) return item;
-  const { tasks: _tasks, ...rest } = item;
-  // Quality 6: within a few percent of the smallest output at a fraction of a millisecond.
-  return { ...rest, tasksZ: brotliCompressSync(json, { params: { [constants.BROTLI_PARAM_QUALITY]: 6 } }) };
+/** A user value of a task as the write will store it: inline as `text`, or in S3 under `ref`. */
+interface Value {
+  at: number;
+  field: 'input' | 'result';
+  name: string;
+  text: string;
+  bytes: number;
+  ref?: string;
+}
+
+const value = (at: number, field: Value['field'], name: string, text: string): Value => ({
+  at,
+  field,
+  name,
+  text,
+  bytes: Buffer.byteLength(text),
+});
+
+const REF = { input: 'inputRef', result: 'resultRef' } as const;
+
+/** The attributes both forms of a job item carry for storage's own sake. */
+type Storage = { pk: string; sk: string; writeId: string; expiresAt?: number } & Partial<SearchKeys>;
+
+function plainItem(job: Job, values: Value[], storage: Storage): JobItem {
+  const { expiresAt: _expires, meta, tasks, ...fields } = job as Job & { expiresAt?: number };
+  const encoded = tasks.map(({ input: _input, result: _result, ...rest }): TaskItem => ({ ...rest }));
+  for (const v of values) {
+    const task = encoded[v.at] as TaskItem;
+    if (v.ref !== undefined) task[REF[v.field]] = v.ref;
+    else task[v.field] = v.text;
+  }
+  return {
+    ...fields,
+    ...storage,
+    ...(meta !== undefined ? { meta: JSON.stringify(meta) } : {}),
+    tasks: encoded,
+  };
+}
+
+function compactBody(job: Job, values: Value[]): CompactBody {
+  const {
+    expiresAt: _expires,
+    id: _id,
+    kind: _kind,
+    type: _type,
+    status: _status,
+    createdAt: _created,
+    version: _version,
+    tasks,
+    ...fields
+  } = job as Job & { expiresAt?: number };
+  // Every task id made so far is the job's id and the task's index: only another one is kept.
+  const stored = tasks.map(({ id, ...task }) => (id === taskId(job.id, task.index) ? task : { id, ...task }));
+  for (const v of values) {
+    if (v.ref === undefined) continue;
+    const task = stored[v.at] as CompactTask;
+    delete task[v.field];
+    task[REF[v.field]] = v.ref;
+  }
+  return { ...fields, tasks: stored };
+}
+
+function compactItem(job: Job, values: Value[], storage: Storage): CompactItem {
+  const body = JSON.stringify(compactBody(job, values));
+  return {
+    type: job.type,
+    status: job.status,
+    createdAt: job.createdAt,
+    version: job.version,
+    ...storage,
+    // Quality 6: within a few percent of the smallest output at a fraction of a millisecond.
+    jobZ: brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 6 } }),
+  };
+}
+
+function fromCompact(item: CompactItem): Job {
+  const body = JSON.parse(brotliDecompressSync(item.jobZ).toString('utf8')) as CompactBody;
+  const id = jobIdOfPartition(item.pk);
+  return {
+    ...body,
+    // The attributes conditions and scans read are the truth; the document never holds them.
+    id,
+    kind: 'tasks',
+    type: item.type,
+    status: item.status,
+    createdAt: item.createdAt,
+    version: item.version,
+    tasks: body.tasks.map((task) => ({
+      ...task,
+      id: task.id ?? taskId(id, task.index),
+      input: task.inputRef === undefined ? (task.input ?? null) : undefined,
+    })),
+  };
 }
 
 function storedTasks(item: JobItem): TaskItem[] {
@@ -350,6 +464,7 @@ function decode(value: unknown): unknown {
 }
 
 export function decodeItem(item: StoredItem): AnyJob {
+  if ('jobZ' in item) return fromCompact(item);
   if (item.kind === 'batch') {
     const { meta, batch, ...job } = withoutStorage(item as BatchItem);
     return {
@@ -358,7 +473,7 @@ export function decodeItem(item: StoredItem): AnyJob {
       batch: { ...batch, context: JSON.parse(batch.context) as Record<string, unknown> },
     };
   }
-  return fromItem(item as JobItem);
+  return fromItem(item);
 }
 
 /** The item without what only storage needs: keys, write id, TTL and search keys. */
