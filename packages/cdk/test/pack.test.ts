@@ -128,5 +128,6 @@ describe('npm pack of @serverless-jobs/cdk', () => {
       .flatMap((entry) => readdirSync(join(out, entry)).map((file) => join(out, entry, file)))
       .filter((file) => file.endsWith('index.mjs'));
     expect(new Set(assets.map(digest))).toEqual(shipped);
-  });
+    // A type check and a synth in a fresh process: tens of seconds on a busy 2-core machine.
+  }, 180_000);
 });
