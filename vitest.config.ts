@@ -35,7 +35,16 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'packaging', include: packaging, fileParallelism: false, sequence: { groupOrder: 1 } },
+        test: {
+          name: 'packaging',
+          include: packaging,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          // Each step builds, packs, installs or type-checks in a child process: tens of seconds on
+          // a busy 2-core machine, where the suite's 30 s would fail a package for the machine's load.
+          testTimeout: 240_000,
+          hookTimeout: 600_000,
+        },
       },
     ],
   },
