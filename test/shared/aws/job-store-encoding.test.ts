@@ -248,7 +248,7 @@ describe('the compact form', () => {
       { owner: 'o', requestHash: `hash-${id}` },
     ).job;
 
-  it('is found by the sweeper’s scan while unfinished and by Find’s index', async () => {
+  it('is found by the sweeper’s scan while unfinished, by Find’s index, and as a refused create’s existing job', async () => {
     const id = `compact-active-${run}`;
     const job = manyTasks(id, [order(), order()]);
     await store.create(job);
@@ -261,6 +261,7 @@ describe('the compact form', () => {
     }
     expect(active).toEqual(['tasks']);
     expect(await new DynamoJobIndex(clients().doc, stack.info.tables.jobs).load([id])).toEqual([job]);
+    expect(await store.create({ ...job, requestHash: 'another' })).toEqual({ created: false, existing: job });
   });
 
   it('keeps task ids that are not the job’s id and index (the document leaves out only those that are)', async () => {
