@@ -34,7 +34,7 @@ export class DynamoTallyStore implements TallyStore {
     jobId: string,
     chunk: number,
     commit: ChunkCommit,
-  ): Promise<{ committed: true; tally: Tally } | { committed: false; tally: Tally }> {
+  ): Promise<{ committed: true; tally: Tally } | { committed: false }> {
     const group = tallyOfChunk(chunk);
     const now = new Date();
     try {
@@ -57,23 +57,19 @@ export class DynamoTallyStore implements TallyStore {
       return { committed: true, tally: decode(Attributes as TallyItem) };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      // Refused: read (strongly) to learn why. The SDK may have retried our own committed write,
-      // and then the commit found is ours; else the caller needs the tally as it stands (another
-      // attempt's commit may have to move the batch on). Only duplicates and zombies pay this read.
+      // The SDK may have retried our own committed write: then the commit found is ours.
       const tally = await this.read(jobId, group);
-      // The condition failed on an item that was there; only its TTL (long after the job) deletes it.
-      if (!tally) throw new Error(`tally ${group} of job ${jobId} refused a commit and is gone`);
-      if (tally.commits.get(chunk)?.token === commit.token) return { committed: true, tally };
-      return { committed: false, tally };
+      const found = tally?.commits.get(chunk);
+      if (tally && found?.token === commit.token) return { committed: true, tally };
+      return { committed: false };
     }
   }
 
-  read(jobId: string, group: number): Promise<Tally | undefined> {
-    return this.get(jobId, group, true);
-  }
-
-  peek(jobId: string, group: number): Promise<Tally | undefined> {
-    return this.get(jobId, group, false);
+  async read(jobId: string, group: number): Promise<Tally | undefined> {
+    const { Item } = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: tallyItemKey(jobId, group), ConsistentRead: true }),
+    );
+    return Item ? decode(Item as TallyItem) : undefined;
   }
 
   async all(jobId: string): Promise<Tally[]> {
@@ -111,13 +107,6 @@ export class DynamoTallyStore implements TallyStore {
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, groups) }, closeOne));
-  }
-
-  private async get(jobId: string, group: number, consistent: boolean): Promise<Tally | undefined> {
-    const { Item } = await this.doc.send(
-      new GetCommand({ TableName: this.table, Key: tallyItemKey(jobId, group), ConsistentRead: consistent }),
-    );
-    return Item ? decode(Item as TallyItem) : undefined;
   }
 
   private expiresAt(now: Date): number {

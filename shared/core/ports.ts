@@ -49,22 +49,14 @@ export interface WorkQueue {
 export interface TallyStore {
   /**
    * Records chunk `chunk` as committed with `commit`, unless it already is or its tally was closed
-   * by an abort; counters move in the same write, and the first commit of a group creates its
-   * tally. Returns the tally after the write; when refused, the tally as it stands (the winning
-   * commit, or closed), so the caller learns why without reading it again.
+   * by an abort; counters move in the same write. Returns the tally after the write.
    */
   commit(
     jobId: string,
     chunk: number,
     commit: ChunkCommit,
-  ): Promise<{ committed: true; tally: Tally } | { committed: false; tally: Tally }>;
-  /** A strongly consistent read of tally `group`. */
+  ): Promise<{ committed: true; tally: Tally } | { committed: false }>;
   read(jobId: string, group: number): Promise<Tally | undefined>;
-  /**
-   * An eventually consistent read (half the price): may miss the latest commits or a close. Fit to
-   * skip work that is done already, never to decide what counts (the commit decides that).
-   */
-  peek(jobId: string, group: number): Promise<Tally | undefined>;
   /** Every tally of a job, in group order. */
   all(jobId: string): Promise<Tally[]>;
   /** Closes groups `0 … groups-1`: no chunk of them can commit any more (abort). */

@@ -34,27 +34,18 @@ export async function runChunk(
 ): Promise<BatchVerdict> {
   const { jobId, chunk } = message;
   const { store, tallies, processors } = ctx.deps;
-  // Two reads, side by side (one round trip of waiting). The job's is strongly consistent: the
-  // message names the job but not its processor, context or meta, nor whether it may start at
-  // all, and an eventually consistent read could show a batch still running a moment after its
-  // abort was written, so a chunk would call its processor after the abort promised none starts.
-  // The tally's is only eventually consistent (half a read unit) and not needed for correctness:
-  // the commit is the fence (it refuses a second commit and a closed tally, creates the tally
-  // on its first, and answers the tally either way). It spares a copy of a chunk committed
-  // already (a duplicate, a plan slice sent again) the processor call and the outcome file.
-  const [job, seen] = await Promise.all([store.read(jobId), tallies.peek(jobId, tallyOfChunk(chunk))]);
+  const job = await store.read(jobId);
   if (job?.kind !== 'batch') return unbornChunk(ctx, message, delivery);
   if (message.request !== requestTag(job)) return foreign(ctx, message);
   // Aborted: the chunk's rows count as ABORTED; nothing new starts.
   if (isTerminal(job.status) || job.batch.abortRequestedAt) return DONE;
-  if (seen?.commits.has(chunk)) {
-    // Committed already: make sure the batch moves on. A stale read still shows every commit of
-    // the group up to this one; should the group look unfinished, a later commit's attempt (or its
-    // redelivery) saw it finished.
-    await afterCommit(ctx, jobId, message.chunks, seen);
+  const tally = await tallies.read(jobId, tallyOfChunk(chunk));
+  if (tally?.commits.has(chunk)) {
+    // Committed already (a duplicate, or a redelivery after a crash): make sure the batch moves on.
+    await afterCommit(ctx, jobId, message.chunks, tally);
     return DONE;
   }
-  if (seen?.closed) return DONE;
+  if (tally?.closed) return DONE;
 
   const rows = await chunkRows(ctx, message);
   const invalid = rows.filter((row) => row.invalid !== undefined).map(invalidRowOutcome);
@@ -193,15 +184,10 @@ async function commitChunk(
   await files.putOutcomes(outputKeys.chunk(job.id, message.chunk, commit.token), all);
   const result = await tallies.commit(job.id, message.chunk, commit);
   if (!result.committed) {
-    const won = result.tally.commits.has(message.chunk);
-    ctx.log(
-      'info',
-      won ? 'chunk outcome not counted: another attempt committed it' : 'chunk outcome not counted: closed by an abort',
-      { jobId: job.id, chunk: message.chunk },
-    );
-    // The attempt that won may have died before moving the batch on, and this copy's tally read
-    // missed its commit: the batch moves on from here.
-    if (won) await afterCommit(ctx, job.id, message.chunks, result.tally);
+    ctx.log('info', 'chunk outcome not counted: committed by another attempt or closed by an abort', {
+      jobId: job.id,
+      chunk: message.chunk,
+    });
     return DONE;
   }
   ctx.log('info', 'chunk done', {
@@ -214,12 +200,7 @@ async function commitChunk(
   return DONE;
 }
 
-/**
- * When a chunk's group is complete, check the whole batch; the last one sends the finalize step.
- * `tally` is one at hand (the commit's answer, or the read before the work), so only a group's
- * last chunk reads anything more. That read is strongly consistent: two groups completing at once
- * must not both miss the other's last commit, or neither would send the finalize step.
- */
+/** When a chunk's group is complete, check the whole batch; the last one sends the finalize step. */
 async function afterCommit(ctx: BatchContext, jobId: string, chunks: number, tally: Tally): Promise<void> {
   if (tally.commits.size < chunksInTally(tally.group, chunks)) return;
   const all = await ctx.deps.tallies.all(jobId);
@@ -234,8 +215,6 @@ export async function poisonChunk(ctx: BatchContext, message: ChunkMessage): Pro
     foreign(ctx, message);
     return;
   }
-  // Strongly consistent, as a dead letter is rare: a poison file is not written for a chunk that
-  // committed already. Not needed for correctness (the commit fences).
   const tally = await ctx.deps.tallies.read(job.id, tallyOfChunk(message.chunk));
   if (tally?.commits.has(message.chunk)) {
     await afterCommit(ctx, job.id, message.chunks, tally);

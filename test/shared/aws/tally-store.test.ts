@@ -20,8 +20,7 @@ describe('chunk commits on the real DynamoDB API', () => {
     const first = await tallies.commit('t-1', 5, { token: 'aaa', succeeded: 9, failed: 1 });
     expect(first.committed).toBe(true);
     const second = await tallies.commit('t-1', 5, { token: 'bbb', succeeded: 10, failed: 0 });
-    expect(second.committed).toBe(false);
-    expect(second.tally.commits.get(5)?.token).toBe('aaa');
+    expect(second).toEqual({ committed: false });
     const tally = await tallies.read('t-1', 0);
     expect(tally?.commits.get(5)).toEqual({ token: 'aaa', succeeded: 9, failed: 1 });
     expect(sumTallies(await tallies.all('t-1'))).toEqual({ chunks: 1, succeeded: 9, failed: 1 });
@@ -40,13 +39,9 @@ describe('chunk commits on the real DynamoDB API', () => {
   it('commits nothing into a closed tally (an abort), even for a group never written before', async () => {
     await tallies.commit('t-3', 0, { token: 'x', succeeded: 1, failed: 0 });
     await tallies.close('t-3', 2);
-    expect(await tallies.commit('t-3', 1, { token: 'y', succeeded: 1, failed: 0 })).toMatchObject({
+    expect(await tallies.commit('t-3', 1, { token: 'y', succeeded: 1, failed: 0 })).toEqual({ committed: false });
+    expect(await tallies.commit('t-3', CHUNKS_PER_TALLY, { token: 'z', succeeded: 1, failed: 0 })).toEqual({
       committed: false,
-      tally: { closed: true },
-    });
-    expect(await tallies.commit('t-3', CHUNKS_PER_TALLY, { token: 'z', succeeded: 1, failed: 0 })).toMatchObject({
-      committed: false,
-      tally: { group: 1, closed: true },
     });
     expect(sumTallies(await tallies.all('t-3')).chunks).toBe(1);
   });

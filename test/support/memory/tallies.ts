@@ -6,13 +6,10 @@ import { systemClock } from '../../../shared/core/ports.js';
 /**
  * The TallyStore port in memory, with the DynamoDB adapter's promises: a chunk commits once (a
  * second commit of it is refused, unless it is the same commit again: a retried write of ours), no
- * chunk commits into a closed group, a refusal answers the tally as it stands, and tallies come
- * out as copies.
+ * chunk commits into a closed group, and tallies come out as copies.
  */
 export class MemoryTallyStore implements TallyStore {
   private readonly tallies = new Map<string, Tally>();
-  /** While set, what `peek` sees: the tallies as they were when `lagPeeks` was called. */
-  private peekView: Map<string, Tally> | undefined;
 
   constructor(private readonly clock: Clock = systemClock) {}
 
@@ -20,14 +17,13 @@ export class MemoryTallyStore implements TallyStore {
     jobId: string,
     chunk: number,
     commit: ChunkCommit,
-  ): Promise<{ committed: true; tally: Tally } | { committed: false; tally: Tally }> {
+  ): Promise<{ committed: true; tally: Tally } | { committed: false }> {
     const group = tallyOfChunk(chunk);
     const at = this.clock.now().toISOString();
     const tally: Tally = this.tallies.get(key(jobId, group)) ?? { group, commits: new Map(), closed: false };
     if (tally.closed || tally.commits.has(chunk)) {
-      // Refused, with the tally as it stands; unless the commit found is this very one.
-      if (tally.commits.get(chunk)?.token === commit.token) return { committed: true, tally: structuredClone(tally) };
-      return { committed: false, tally: structuredClone(tally) };
+      const found = tally.commits.get(chunk);
+      return found?.token === commit.token ? { committed: true, tally: structuredClone(tally) } : { committed: false };
     }
     tally.commits.set(chunk, { ...commit });
     tally.firstAt ??= at;
@@ -38,11 +34,6 @@ export class MemoryTallyStore implements TallyStore {
 
   async read(jobId: string, group: number): Promise<Tally | undefined> {
     const tally = this.tallies.get(key(jobId, group));
-    return tally && structuredClone(tally);
-  }
-
-  async peek(jobId: string, group: number): Promise<Tally | undefined> {
-    const tally = (this.peekView ?? this.tallies).get(key(jobId, group));
     return tally && structuredClone(tally);
   }
 
@@ -60,17 +51,6 @@ export class MemoryTallyStore implements TallyStore {
       tally.closed = true;
       this.tallies.set(key(jobId, group), tally);
     }
-  }
-
-  // ─── For tests ────────────────────────────────────────────────────────────────────────────────
-
-  /** From now until `settle()`, `peek` misses every commit and close made after this call. */
-  lagPeeks(): void {
-    this.peekView = new Map([...this.tallies].map(([name, tally]) => [name, structuredClone(tally)]));
-  }
-
-  settle(): void {
-    this.peekView = undefined;
   }
 }
 

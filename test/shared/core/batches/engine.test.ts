@@ -8,7 +8,7 @@ import {
   PayloadTooLargeError,
   ValidationError,
 } from '../../../../shared/core/errors.js';
-import type { ChunkCall, ChunkRequest, TallyStore } from '../../../../shared/core/ports.js';
+import type { ChunkCall, ChunkRequest } from '../../../../shared/core/ports.js';
 import { type Processor, ProcessorRegistry } from '../../../../shared/core/processors.js';
 import {
   type ChunkMessage,
@@ -278,68 +278,6 @@ describe('a chunk', () => {
     expect((await w.engine.get(id)).batch.counts).toEqual({ succeeded: 2, failed: 0, aborted: 0 });
   });
 
-  it('reads its tally only eventually consistently (half the price), and none after the commit', async () => {
-    const w = world();
-    const reads: string[] = [];
-    const counted: TallyStore = {
-      commit: (jobId, chunk, commit) => w.tallies.commit(jobId, chunk, commit),
-      read: (jobId, group) => {
-        reads.push(`read ${group}`);
-        return w.tallies.read(jobId, group);
-      },
-      peek: (jobId, group) => {
-        reads.push(`peek ${group}`);
-        return w.tallies.peek(jobId, group);
-      },
-      all: (jobId) => w.tallies.all(jobId),
-      close: (jobId, groups) => w.tallies.close(jobId, groups),
-    };
-    const worker = new BatchEngine({ ...w.deps, tallies: counted });
-    const id = await w.submit({ processor: 'rows', rows: [1, 2, 3, 4, 5], chunkSize: 2 });
-    await w.drain(() => false, worker);
-    expect((await w.engine.get(id)).batch.counts).toEqual({ succeeded: 5, failed: 0, aborted: 0 });
-    expect(reads).toEqual(['peek 0', 'peek 0', 'peek 0']);
-  });
-
-  it('sent twice (a fresh copy) after it committed: the copy calls no processor and counts nothing', async () => {
-    const w = world();
-    const id = await w.submit({ processor: 'rows', rows: [1, 2, 3], chunkSize: 2 });
-    const chunk = w.queue.take();
-    await w.deliver(chunk);
-    await w.resend(chunk.body);
-    await w.drain();
-    expect(w.invoker.chunkCalls.map((c) => c.request.chunk.index)).toEqual([0, 1]);
-    expect((await w.engine.get(id)).batch.counts).toEqual({ succeeded: 3, failed: 0, aborted: 0 });
-  });
-
-  it('whose worker died after committing: a copy whose tally read missed it moves the batch on', async () => {
-    const w = world();
-    let call = 0;
-    w.invoker.otherwiseChunk('rows', (r) => {
-      call++;
-      return {
-        status: 'reply',
-        reply: { rows: r.chunk.rows.map(({ line }) => ({ line, status: 'ok', result: call })) },
-      };
-    });
-    const id = await w.submit({ processor: 'rows', rows: [1, 2], chunkSize: 2 });
-    const chunk = w.queue.take();
-    // The worker commits the last chunk, then dies before the finalize step is out.
-    w.tallies.lagPeeks();
-    w.queue.failNextSend();
-    await expect(w.deliver(chunk)).rejects.toThrow(/queue unavailable/);
-    // A copy (SQS's own duplicate, a plan slice sent again) whose eventually consistent read does
-    // not show the commit yet runs, and meets the commit when it tries its own.
-    await w.resend(chunk.body);
-    await w.drain();
-    w.tallies.settle();
-    const job = await w.engine.get(id);
-    expect(call).toBe(2);
-    expect(job.status).toBe('SUCCEEDED');
-    expect(job.batch.counts).toEqual({ succeeded: 2, failed: 0, aborted: 0 });
-    expect((await w.results(job)).map((r) => r.result)).toEqual([1, 1]);
-  });
-
   it('that crashes comes back after the backoff as its next attempt; on its last, its rows fail', async () => {
     const w = world();
     const crash: ChunkCall = { status: 'error', error: { kind: 'crash', message: 'boom' }, retryable: true };
@@ -476,22 +414,6 @@ describe('aborting a batch', () => {
       'ABORTED',
     ]);
     expect(w.invoker.chunkCalls).toHaveLength(2);
-  });
-
-  it('starts no chunk after the abort, even while eventually consistent reads still show it running', async () => {
-    const w = world();
-    const id = await w.submit({ processor: 'rows', rows: [1, 2, 3, 4], chunkSize: 2 });
-    await w.deliver(w.queue.take());
-    w.store.lagPeeks();
-    w.tallies.lagPeeks();
-    await w.engine.abort(id, OWNER);
-    expect(await w.store.peek(id)).toMatchObject({ status: 'RUNNING' });
-    expect(await w.tallies.peek(id, 0)).toMatchObject({ closed: false });
-    await w.drain();
-    expect(w.invoker.chunkCalls).toHaveLength(1);
-    w.store.settle();
-    w.tallies.settle();
-    expect((await w.engine.get(id)).batch.counts).toEqual({ succeeded: 2, failed: 0, aborted: 2 });
   });
 
   it('aborts a held batch before it was ever planned: its rows all count as ABORTED', async () => {
