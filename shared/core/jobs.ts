@@ -92,8 +92,8 @@ export class Jobs {
 
   /**
    * Makes prepared jobs real, answering each in order. Replays are answered without sending or
-   * writing anything (but for one whose first messages may never have gone, see `unsent`); the jobs of tasks go out together (their first messages ten to an SQS
-   * request), each batch on its own.
+   * writing anything (but for one whose first messages may never have gone, see `unsent`); the
+   * jobs of tasks go out together (their first messages ten to an SQS request), each batch on its own.
    */
   async commit(
     prepared: PreparedJob[],

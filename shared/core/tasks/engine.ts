@@ -96,38 +96,42 @@ export class TaskEngine {
         }
       }),
     );
-    const sends = written.map((outcome, i) => {
-      if ('error' in outcome || (!outcome.created && outcome.job.version !== 1)) return [];
-      return prepared[i]!.enqueue.map((task) => taskMessage(outcome.job as Job, task));
+    // What each submission sends: a job written here, its first messages; the replay of a job not
+    // changed since its write (version 1), copies of them, as its first send may never have happened.
+    const plans = written.map((outcome, i) => {
+      if ('error' in outcome || (!outcome.created && outcome.job.version !== 1))
+        return { created: false, messages: [] };
+      const messages = prepared[i]!.enqueue.map((task) => taskMessage(outcome.job as Job, task));
+      return { created: outcome.created, messages };
     });
-    const created = (i: number) => !('error' in written[i]!) && (written[i] as Submitted).created;
     const answers = [...written];
+    const failAll = (created: boolean, error: unknown) =>
+      plans.forEach((plan, i) => {
+        if (plan.created === created && plan.messages.length > 0) answers[i] = { error };
+      });
+    const firsts = plans.filter((plan) => plan.created).flatMap((plan) => plan.messages);
     try {
-      await this.deps.queue.send(sends.filter((_, i) => created(i)).flat());
+      if (firsts.length > 0) await this.deps.queue.send(firsts);
     } catch (error) {
       await Promise.all(
         written.map(async (outcome, i) => {
-          if (!created(i)) return;
+          if (!plans[i]!.created) return;
           const { id, version } = (outcome as Submitted).job;
           const discarded = await this.deps.store.discard(id, version).catch(() => false);
           // Not discarded: it changed (a message did go and ran) or the store failed too; the
           // caller's retry replays it, and a job left unchanged re-sends its first messages then.
           if (!discarded) this.log('warn', 'job kept after its first messages failed to send', { jobId: id });
-          answers[i] = { error };
         }),
       );
+      failAll(true, error);
     }
-    const again = sends.filter((_, i) => !created(i)).flat();
-    if (again.length > 0) {
+    const copies = plans.filter((plan) => !plan.created).flatMap((plan) => plan.messages);
+    if (copies.length > 0) {
       // A replay's copies carry the job's own tickets, so they are held back past an attempt's
       // unwritten first second: should the first messages have gone after all, their run has
       // either ended or written its start by then, and a copy finds it and runs nothing.
       const delaySeconds = Math.ceil(this.recordStartAfterMs / 1000) + 2;
-      await this.deps.queue.send(again, { delaySeconds }).catch((error: unknown) => {
-        sends.forEach((messages, i) => {
-          if (!created(i) && messages.length > 0) answers[i] = { error };
-        });
-      });
+      await this.deps.queue.send(copies, { delaySeconds }).catch((error: unknown) => failAll(false, error));
     }
     for (const outcome of answers) {
       if ('error' in outcome || !outcome.created) continue;

@@ -534,6 +534,22 @@ describe('submitting', () => {
     expect(w.queue.sent).toHaveLength(1);
   });
 
+  it('answers the replay of a job not sent yet with the error when its copies cannot be sent either, keeping the job', async () => {
+    const w = world();
+    w.queue.failNextSend();
+    w.store.discard = async () => false;
+    await expect(w.engine.submit(body, 'alice', 'key-twice')).rejects.toThrow('queue unavailable');
+    w.queue.failNextSend();
+    await expect(w.engine.submit(body, 'alice', 'key-twice')).rejects.toThrow('queue unavailable');
+    expect(w.store.ids()).toHaveLength(1);
+    expect(w.queue.sent).toHaveLength(0);
+    // The next retry sends them, and the job runs once.
+    const replay = await w.engine.submit(body, 'alice', 'key-twice');
+    expect(w.queue.sent).toHaveLength(1);
+    expect(await w.deliver(w.take())).toEqual({ kind: 'done' });
+    expect((await w.job(replay.job.id)).status).toBe('SUCCEEDED');
+  });
+
   it('answers a keyed replay with the first job, sending nothing once the job has moved on', async () => {
     const w = world();
     const first = await w.engine.submit(body, 'alice', 'key-1');
