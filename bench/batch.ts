@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { Readable } from 'node:stream';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
-import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
+import { installMeter, Meter, uninstallMeter } from '../shared/aws/meter.js';
 import { resources } from '../shared/resources.js';
 import { dollars, PRICES } from './prices.js';
+import { systemUsage } from './usage.js';
 
 /**
  * Scenario (c) of issue 9: a batch of N rows (~100 bytes each) uploaded as one JSON Lines file
@@ -158,13 +159,7 @@ export async function batchBench(
     uninstallMeter();
     if (job.counts.succeeded !== rows) throw new Error(`expected ${rows} rows, got ${JSON.stringify(job.counts)}`);
     // The processor's own invocations are the user's cost, as in the task scenarios.
-    const byOperation = Object.fromEntries(
-      Object.entries(meter.byOperation()).filter(([op]) => !op.startsWith(`Lambda.${NOOP}`)),
-    );
-    const system = new Meter();
-    for (const [op, usage] of Object.entries(byOperation)) system.add(op, usage);
-    const usage = system.total();
-    const billed: Usage = { ...usage, sqsRequests: usage.sqsRequests - usage.emptyReceives };
+    const { byOperation, billed } = systemUsage(meter, (op) => op.startsWith(`Lambda.${NOOP}`));
     const onDemand = dollars(billed, 'onDemand');
     const provisioned = dollars(billed, 'provisioned');
     const perMillion = (v: number) => Number(((v / rows) * 1e6).toFixed(4));

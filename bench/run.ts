@@ -8,13 +8,15 @@ import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { type LocalStack, startLocalStack } from '../local/stack.js';
 import { measureClientSize } from '../packages/client/bench/size.js';
-import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
+import { installMeter, Meter, uninstallMeter } from '../shared/aws/meter.js';
+import { isTerminal, type JobStatus } from '../shared/core/model.js';
 import { resources } from '../shared/resources.js';
 import { type BatchBenchResult, batchBench } from './batch.js';
 import { measureBundles } from './bundles.js';
 import { kitBench } from './kit.js';
 import { dollars, PRICES, stepFunctions } from './prices.js';
 import { parseWindows, type Shape, summary, type TrafficResult, trafficBench } from './traffic.js';
+import { percentile, systemUsage } from './usage.js';
 
 /**
  * `npm run bench`: workloads on the embedded local stack with the request meter installed, priced
@@ -132,10 +134,6 @@ const all: Scenario[] = [
 ];
 const scenarios = all.filter((s) => values.scenarios.split(',').includes(s.name));
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length ? (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number) : 0;
-}
-
 /** An unmetered view of the table, so watching the run costs it nothing. */
 async function finished(stack: LocalStack, doc: DynamoDBDocumentClient): Promise<number> {
   let count = 0;
@@ -149,7 +147,7 @@ async function finished(stack: LocalStack, doc: DynamoDBDocumentClient): Promise
         ExclusiveStartKey: cursor,
       }),
     );
-    count += (page.Items ?? []).filter((i) => ['SUCCEEDED', 'FAILED', 'ABORTED'].includes(String(i.status))).length;
+    count += (page.Items ?? []).filter((i) => isTerminal(i.status as JobStatus)).length;
     cursor = page.LastEvaluatedKey;
   } while (cursor);
   return count;
@@ -242,24 +240,15 @@ async function run(scenario: Scenario) {
   }
 }
 
-/** The system's own cost: without the processors' runs (they are the user's code). */
-function systemUsage(meter: Meter): { usage: Usage; byOperation: Record<string, Usage> } {
-  const byOperation = Object.fromEntries(
-    Object.entries(meter.byOperation()).filter(([op]) => !op.startsWith('Lambda.jobs-local-demo-')),
-  );
-  const filtered = new Meter();
-  for (const [op, usage] of Object.entries(byOperation)) filtered.add(op, usage);
-  return { usage: filtered.total(), byOperation };
-}
-
 const perMillion = (value: number, units: number) => (value / units) * 1e6;
 const results = [];
 for (const scenario of scenarios) {
   process.stdout.write(`${scenario.name}: ${scenario.jobs} jobs × ${scenario.tasksPerJob} tasks… `);
   const outcome = await run(scenario);
-  const { usage, byOperation } = systemUsage(outcome.meter);
-  // Idle polling is AWS's pollers' business (a monthly figure), not a per-job cost.
-  const billedUsage = { ...usage, sqsRequests: usage.sqsRequests - usage.emptyReceives };
+  // The processors' runs are the user's code.
+  const { billed: billedUsage, byOperation } = systemUsage(outcome.meter, (op) =>
+    op.startsWith('Lambda.jobs-local-demo-'),
+  );
   const onDemand = dollars(billedUsage, 'onDemand');
   const provisioned = dollars(billedUsage, 'provisioned');
   const tasks = scenario.jobs * scenario.tasksPerJob;

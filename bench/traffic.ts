@@ -2,9 +2,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { functionName, type LocalStack, startLocalStack } from '../local/stack.js';
-import { installMeter, Meter, type Usage, uninstallMeter } from '../shared/aws/meter.js';
+import { installMeter, Meter, uninstallMeter } from '../shared/aws/meter.js';
+import { isTerminal, type JobStatus } from '../shared/core/model.js';
 import { type EventSourceQueue, type FunctionKey, resources } from '../shared/resources.js';
 import { dollars } from './prices.js';
+import { percentile, systemUsage } from './usage.js';
 
 /**
  * Traffic shapes (issue 19): the same single-task demo.echo job, sent through the submit queue
@@ -74,15 +76,10 @@ export interface TrafficResult {
   byOperationPerJob: Record<string, Record<string, number>>;
 }
 
-const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'ABORTED']);
 /** Long enough for 10,000 jobs on a loaded 2-core machine; a stuck run fails instead of hanging. */
 const DRAIN_TIMEOUT_MS = 20 * 60_000;
 
 const body = (i: number) => JSON.stringify({ type: 'bench', tasks: [{ processor: 'demo.echo', input: { i } }] });
-
-function percentile(sorted: number[], p: number): number {
-  return sorted.length ? (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number) : 0;
-}
 
 /**
  * Ended jobs by their idempotency key, read through an unmetered client so watching costs the run
@@ -101,7 +98,7 @@ async function endedJobs(stack: LocalStack, doc: DynamoDBDocumentClient): Promis
       }),
     );
     for (const item of page.Items ?? []) {
-      if (TERMINAL.has(String(item.status)) && typeof item.idempotencyKey === 'string' && item.endedAt) {
+      if (isTerminal(item.status as JobStatus) && typeof item.idempotencyKey === 'string' && item.endedAt) {
         ended.set(item.idempotencyKey, Date.parse(String(item.endedAt)));
       }
     }
@@ -203,13 +200,7 @@ export async function trafficBench(options: TrafficOptions): Promise<TrafficResu
     latencies.sort((a, b) => a - b);
 
     // The system's own cost: without the processor's runs (the user's code) and the idle polls.
-    const byOperation = Object.fromEntries(
-      Object.entries(meter.byOperation()).filter(([op]) => !op.startsWith('Lambda.jobs-local-demo-')),
-    );
-    const system = new Meter();
-    for (const [op, usage] of Object.entries(byOperation)) system.add(op, usage);
-    const usage = system.total();
-    const billed: Usage = { ...usage, sqsRequests: usage.sqsRequests - usage.emptyReceives };
+    const { byOperation, billed } = systemUsage(meter, (op) => op.startsWith('Lambda.jobs-local-demo-'));
     const onDemand = dollars(billed, 'onDemand');
     const provisioned = dollars(billed, 'provisioned');
     const perJob = (v: number, digits = 3) => Number((v / jobs).toFixed(digits));
